@@ -1,0 +1,38 @@
+"""The `delivery` command: manifests, discovery, pipelines, CI stages and releases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from delivery import clikit
+from delivery.commands import manifest
+
+DESCRIPTION = """\
+Deliver containerised imaging biomarkers from their repositories to a registry.
+
+Every biomarker repository carries a biomarker.yaml; `delivery` validates it,
+and later stages build, test, scan, push and release its image.
+"""
+
+EPILOG = """\
+examples:
+  delivery manifest validate biomarkers/*/biomarker.yaml
+  delivery manifest schema --check
+
+Run `delivery COMMAND --help` for the options of each command.
+"""
+
+COMMANDS = (manifest,)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `delivery` console script."""
+    parser = clikit.new_parser("delivery", DESCRIPTION, EPILOG)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return clikit.run(parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per `delivery` subcommand group, each with `register(subparsers)`."""

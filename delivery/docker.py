@@ -1,0 +1,190 @@
+"""Thin typed client for the Docker engine; parses every stream event, because failures arrive inside 200s."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from delivery.errors import ExternalServiceError
+from delivery.secrets import Secret
+
+LOG_TAIL = 30
+LineSink = Callable[[str], None]
+
+
+class DockerError(ExternalServiceError):
+    """The Docker engine refused or failed an operation."""
+
+    service = "Docker engine"
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for one registry; the password never prints."""
+
+    registry: str
+    username: str
+    password: Secret
+
+    def auth_config(self) -> dict[str, str]:
+        """The engine's auth_config mapping (sent, never logged)."""
+        return {"username": self.username, "password": self.password.reveal(), "serveraddress": self.registry}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image_id: str
+    tag: str
+    log_tail: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PushResult:
+    reference: str
+    digest: str
+    size: int
+    layers_pushed: int
+    layers_existing: int
+
+
+class DockerClient:
+    """The engine operations the pipeline needs, with errors translated to DockerError."""
+
+    def __init__(self, base_url: str | None = None, *, timeout: int = 600) -> None:
+        try:
+            if base_url:
+                self._client = docker.DockerClient(base_url=base_url, timeout=timeout)
+            else:
+                self._client = docker.from_env(timeout=timeout)
+        except docker.errors.DockerException as e:
+            raise DockerError(
+                "no Docker engine answers", hint="Start dockerd or set DOCKER_HOST, then run again."
+            ) from e
+        self.base_url = self._client.api.base_url
+
+    @property
+    def sdk(self) -> docker.DockerClient:
+        """The underlying SDK client, for adapters in this package only."""
+        return self._client
+
+    def ping(self) -> str:
+        """The engine's version; raises DockerError when it does not answer."""
+        try:
+            return str(self._client.version()["Version"])
+        except (docker.errors.DockerException, requests.RequestException) as e:
+            raise DockerError(f"Docker engine at {self.base_url} does not answer") from e
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        network_mode: str | None = None,
+        target: str | None = None,
+        on_line: LineSink | None = None,
+    ) -> BuildResult:
+        """Build `context` into `tag`.
+
+        Raises:
+            DockerError: the engine failed, or a build step failed (with the log tail).
+        """
+        try:
+            events = self._client.api.build(
+                path=str(context), dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}),
+                labels=dict(labels or {}), network_mode=network_mode, target=target,
+                rm=True, forcerm=True, pull=False, decode=True,
+            )
+            return _parse_build(events, tag, on_line)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"build of {tag} failed: {_explain(e)}", status=_status(e)) from e
+
+    def push(
+        self, repository: str, tag: str, auth: RegistryAuth | None, *, on_line: LineSink | None = None
+    ) -> PushResult:
+        """Push `repository:tag`.
+
+        Raises:
+            DockerError: the engine or the registry refused the push (also inside a 200 stream).
+        """
+        try:
+            events = self._client.api.push(
+                repository, tag=tag, stream=True, decode=True,
+                auth_config=auth.auth_config() if auth else None,
+            )
+            return _parse_push(events, f"{repository}:{tag}", on_line)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"push of {repository}:{tag} failed: {_explain(e)}", status=_status(e)) from e
+
+    def image_labels(self, reference: str) -> dict[str, str]:
+        """Labels of a local image."""
+        try:
+            image = self._client.images.get(reference)
+        except docker.errors.ImageNotFound as e:
+            raise DockerError(f"image {reference} is not on this engine", status=404) from e
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"cannot inspect {reference}: {_explain(e)}", status=_status(e)) from e
+        return dict(image.labels or {})
+
+
+def _parse_build(events: Iterable[dict[str, Any]], tag: str, on_line: LineSink | None) -> BuildResult:
+    tail: deque[str] = deque(maxlen=LOG_TAIL)
+    image_id = ""
+    for event in events:
+        if "error" in event or "errorDetail" in event:
+            message = (event.get("errorDetail") or {}).get("message") or event.get("error", "unknown error")
+            log = "\n".join(tail)
+            raise DockerError(f"build of {tag} failed: {message}", hint=f"last build output:\n{log}")
+        text = event.get("stream")
+        if isinstance(text, str) and text.strip():
+            for line in text.rstrip("\n").splitlines():
+                tail.append(line)
+                if on_line:
+                    on_line(line)
+        aux = event.get("aux")
+        if isinstance(aux, dict) and "ID" in aux:
+            image_id = str(aux["ID"])
+    if not image_id:
+        raise DockerError(f"build of {tag} ended without an image id", hint="\n".join(tail))
+    return BuildResult(image_id=image_id, tag=tag, log_tail=tuple(tail))
+
+
+def _parse_push(events: Iterable[dict[str, Any]], reference: str, on_line: LineSink | None) -> PushResult:
+    digest, size, pushed, existing = "", 0, 0, 0
+    for event in events:
+        if "error" in event or "errorDetail" in event:
+            message = (event.get("errorDetail") or {}).get("message") or event.get("error", "unknown error")
+            raise DockerError(f"the registry rejected the push of {reference}: {message}",
+                              hint="Check the registry credentials and that the tag exists locally.")
+        status = str(event.get("status", ""))
+        pushed += status == "Pushed"
+        existing += status in ("Layer already exists",) or status.startswith("Mounted from")
+        if on_line and status and "progressDetail" not in event:
+            on_line(f"{event.get('id', '')} {status}".strip())
+        aux = event.get("aux")
+        if isinstance(aux, dict) and "Digest" in aux:
+            digest, size = str(aux["Digest"]), int(aux.get("Size", 0))
+    if not digest:
+        raise DockerError(f"push of {reference} ended without a digest; the registry may have dropped it")
+    return PushResult(reference, digest, size, pushed, existing)
+
+
+def _status(e: Exception) -> int | None:
+    response = getattr(e, "response", None)
+    code = getattr(response, "status_code", None)
+    return int(code) if code is not None else None
+
+
+def _explain(e: Exception) -> str:
+    if isinstance(e, docker.errors.APIError):
+        return str(e.explanation or e)
+    return f"cannot reach the Docker engine ({type(e).__name__})"

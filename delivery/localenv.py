@@ -1,0 +1,210 @@
+"""Local daemons for the embedded default and the test harness: a Docker engine and a registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import requests
+
+from delivery.docker import DockerClient, DockerError
+from delivery.errors import ConfigError, ExternalServiceError
+from delivery.secrets import Secret
+
+DEFAULT_SOCKETS = ("/var/run/docker.sock",)
+READY_TIMEOUT_S = 60.0
+
+
+def cache_dir() -> Path:
+    """Where daemons keep their data between runs (`DELIVERY_CACHE` or the XDG cache)."""
+    explicit = os.environ.get("DELIVERY_CACHE")
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(explicit) if explicit else Path(xdg) / "biomarker-delivery"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class EngineHandle:
+    """A Docker engine we found or started; `stop()` stops it only if we started it."""
+
+    base_url: str
+    process: subprocess.Popen[bytes] | None = None
+    runtime_dir: Path | None = None
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
+
+    def stop(self) -> None:
+        """Stop a dockerd we started (gracefully, then by force)."""
+        if self.process is None:
+            return
+        _terminate(self.process, grace_s=20)
+        self.process = None
+        if self.runtime_dir:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+
+def find_engine() -> str | None:
+    """The base URL of a Docker engine that answers, if any (DOCKER_HOST first)."""
+    candidates = [os.environ["DOCKER_HOST"]] if os.environ.get("DOCKER_HOST") else []
+    candidates += [f"unix://{p}" for p in DEFAULT_SOCKETS if Path(p).exists()]
+    for url in candidates:
+        try:
+            DockerClient(url, timeout=5).ping()
+            return url
+        except DockerError:
+            continue
+    return None
+
+
+def ensure_engine(data_root: Path | None = None) -> EngineHandle:
+    """Use the engine that answers, or start a private dockerd (no iptables, no bridge)."""
+    url = find_engine()
+    if url:
+        return EngineHandle(url)
+    binary = shutil.which("dockerd")
+    if binary is None:
+        raise ConfigError("no Docker engine answers and dockerd is not installed",
+                          hint="Install Debian's docker.io (apt-get install docker.io) or set DOCKER_HOST.")
+    return _start_dockerd(binary, data_root or cache_dir() / "dockerd")
+
+
+def _start_dockerd(binary: str, data_root: Path) -> EngineHandle:
+    # Socket paths are limited to ~108 bytes, so runtime files go to a short temp dir.
+    runtime = Path(tempfile.mkdtemp(prefix="bdd-"))
+    data_root.mkdir(parents=True, exist_ok=True)
+    sock = runtime / "docker.sock"
+    (runtime / "daemon.json").write_text("{}\n", encoding="utf-8")
+    command = [
+        binary, "--config-file", str(runtime / "daemon.json"), "--data-root", str(data_root),
+        "--exec-root", str(runtime / "exec"), "--pidfile", str(runtime / "dockerd.pid"),
+        "-H", f"unix://{sock}", "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-masq=false",
+    ]
+    log = (runtime / "dockerd.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    handle = EngineHandle(f"unix://{sock}", process, runtime)
+    _wait(lambda: _engine_answers(handle.base_url), process, runtime / "dockerd.log", "dockerd")
+    return handle
+
+
+def _engine_answers(url: str) -> bool:
+    try:
+        DockerClient(url, timeout=3).ping()
+        return True
+    except DockerError:
+        return False
+
+
+@dataclass
+class RegistryHandle:
+    """A `docker-registry` process on loopback with bcrypt htpasswd auth."""
+
+    host: str
+    username: str
+    password: Secret
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "registry.log"
+
+    def stop(self) -> None:
+        """Stop the registry process (its storage stays under `root`)."""
+        _terminate(self.process, grace_s=10)
+
+
+def start_registry(root: Path, *, username: str = "delivery", password: str | None = None,
+                   port: int | None = None) -> RegistryHandle:
+    """Start Debian's docker-registry on 127.0.0.1 with storage and auth under `root`."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise ConfigError("docker-registry is not installed",
+                          hint="Install Debian's docker-registry (apt-get install docker-registry).")
+    secret = Secret(password or secrets.token_urlsafe(18))
+    root.mkdir(parents=True, exist_ok=True)
+    host = f"127.0.0.1:{port or free_port()}"
+    hashed = bcrypt.hashpw(secret.reveal().encode(), bcrypt.gensalt(rounds=10)).decode()
+    (root / "htpasswd").write_text(f"{username}:{hashed}\n", encoding="utf-8")
+    config = root / "config.yml"
+    config.write_text(_registry_config(root, host), encoding="utf-8")
+    log = (root / "registry.log").open("ab")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REGISTRY_HTTP_SECRET": secrets.token_hex(16)}
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                               env=env, start_new_session=True)
+    handle = RegistryHandle(host, username, secret, root, process)
+    _wait(lambda: _registry_answers(handle.url), process, handle.log_path, "docker-registry")
+    return handle
+
+
+def _registry_config(root: Path, host: str) -> str:
+    # JSON-quoted scalars: the paths come from the caller and must not change the YAML's structure.
+    return "\n".join([
+        "version: 0.1",
+        "log: {level: info, fields: {service: registry}}",
+        "storage:",
+        f"  filesystem: {{rootdirectory: {json.dumps(str(root / 'data'))}}}",
+        "  delete: {enabled: true}",
+        "  cache: {blobdescriptor: inmemory}",
+        "http:",
+        f"  addr: {json.dumps(host)}",
+        "  headers: {X-Content-Type-Options: [nosniff]}",
+        "auth:",
+        f"  htpasswd: {{realm: delivery-registry, path: {json.dumps(str(root / 'htpasswd'))}}}",
+        "",
+    ])
+
+
+def _registry_answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/v2/", timeout=2).status_code == 401
+    except requests.RequestException:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, name: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    _terminate(process, grace_s=5)
+    tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+    raise ExternalServiceError(f"{name} did not become ready", hint="its log ends with:\n" + "\n".join(tail))
+
+
+def _terminate(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -1,0 +1,3 @@
+"""Rollout: release state, Nomad, the progressive rollout controller and pinned executions."""
+
+from __future__ import annotations

@@ -1,0 +1,31 @@
+"""The `rollout` command: deploy, watch and roll back biomarker versions; submit pinned executions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+
+from delivery import clikit
+
+DESCRIPTION = """\
+Move biomarker versions onto the execution cluster progressively, and run pinned executions.
+"""
+
+EPILOG = """\
+Run `rollout COMMAND --help` for the options of each command.
+"""
+
+COMMANDS: tuple[ModuleType, ...] = ()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rollout` console script."""
+    parser = clikit.new_parser("rollout", DESCRIPTION, EPILOG)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return clikit.run(parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

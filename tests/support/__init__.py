@@ -1,0 +1,1 @@
+"""Builders, fakes and real-component fixtures shared by the whole test suite."""
