@@ -1,0 +1,107 @@
+"""Densitometry on original HU inside the (upsampled) mask, via exact integer histograms."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+HU_MIN, N_BINS = -1024, 4096  # histogram covers -1024..3071 HU; higher values are clipped (dense bone only)
+LAA950, LAA910 = -950, -910
+
+
+def region_histograms(hu: np.ndarray, labels: np.ndarray, n_regions: int, region_of: np.ndarray) -> np.ndarray:
+    """One HU histogram per region; region_of maps (label, z) → region id via a small LUT."""
+    box = _bbox(labels > 0)
+    lab = labels[box]
+    sel = lab > 0
+    z_idx = np.broadcast_to(np.arange(box[0].start, box[0].stop)[:, None, None], lab.shape)[sel]
+    reg = region_of[lab[sel], z_idx].astype(np.int32)
+    key = np.clip(hu[box][sel].astype(np.int32) - HU_MIN, 0, N_BINS - 1)
+    key += reg * N_BINS
+    return np.bincount(key, minlength=n_regions * N_BINS).reshape(n_regions, N_BINS)
+
+
+def _bbox(m: np.ndarray) -> tuple[slice, ...]:
+    from .segment import bbox  # noqa: PLC0415 - avoid an import cycle
+
+    return bbox(m, np)
+
+
+def summarize(hist: np.ndarray, voxel_ml: float) -> dict[str, Any]:
+    """LAA% (inclusive: HU <= threshold), discrete Perc15, mean HU and volume from one histogram."""
+    n = int(hist.sum())
+    if n == 0:
+        return {"volume_ml": 0.0, "laa950_percent": None, "laa910_percent": None, "perc15_hu": None, "mean_hu": None}
+    cum = np.cumsum(hist)
+    hu_axis = np.arange(N_BINS) + HU_MIN
+    return {
+        "volume_ml": round(n * voxel_ml, 2),
+        "laa950_percent": round(100.0 * cum[LAA950 - HU_MIN] / n, 3),
+        "laa910_percent": round(100.0 * cum[LAA910 - HU_MIN] / n, 3),
+        "perc15_hu": int(hu_axis[np.searchsorted(cum, 0.15 * n)]),
+        "mean_hu": round(float((hist * hu_axis).sum() / n), 1),
+    }
+
+
+def thirds_lut(labels: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """region id = 3*(side-1) + third, thirds of equal craniocaudal height of the combined lung extent."""
+    zs = np.nonzero(np.any(labels > 0, axis=(1, 2)))[0]
+    z0, z1 = int(zs[0]), int(zs[-1]) + 1
+    third = np.clip(((np.arange(labels.shape[0]) - z0) * 3) // max(z1 - z0, 1), 0, 2)
+    lut = np.zeros((3, labels.shape[0]), np.int32)
+    lut[1], lut[2] = third, 3 + third
+    return lut, (z0, z1)
+
+
+def lung_metrics(hu: np.ndarray, labels: np.ndarray, voxel_ml: float) -> dict[str, Any]:
+    """Whole-lung, per-lung and per-third metrics from one pass over the lung voxels."""
+    lut, (z0, z1) = thirds_lut(labels)
+    h = region_histograms(hu, labels, 6, lut)
+    whole = summarize(h.sum(axis=0), voxel_ml)
+    per_lung = {name: summarize(h[3 * i:3 * i + 3].sum(axis=0), voxel_ml) for i, name in enumerate(("right", "left"))}
+    per_third = {name: summarize(h[i] + h[3 + i], voxel_ml) for i, name in enumerate(("upper", "middle", "lower"))}
+    up, lo = per_third["upper"]["laa950_percent"], per_third["lower"]["laa950_percent"]
+    return {
+        "whole": whole, "per_lung": per_lung, "per_third": per_third,
+        "upper_lower_laa_ratio": round(up / lo, 3) if up is not None and lo else None,
+        "lung_z_range": [z0, z1],
+    }
+
+
+def cluster_metrics(hu: np.ndarray, mask: np.ndarray, voxel_ml: float, min_size: int = 4) -> dict[str, Any]:
+    """3D 6-connected LAA-950 clusters: count, largest, bullae >= 1 mL and the power-law exponent D."""
+    box = _bbox(mask)
+    laa = (hu[box] <= LAA950) & mask[box]
+    lab, n = ndi.label(laa)
+    sizes = np.bincount(lab.ravel())[1:]
+    big = sizes[sizes >= min_size]
+    return {
+        "connectivity": 6, "threshold_hu": LAA950, "min_cluster_voxels_for_D": min_size,
+        "n_clusters": int(n), "n_clusters_ge_min": int(big.size),
+        "largest_cluster_ml": round(float(sizes.max() * voxel_ml), 3) if n else 0.0,
+        "n_clusters_ge_1ml": int((sizes * voxel_ml >= 1.0).sum()),
+        "powerlaw_D": _powerlaw_d(big),
+    }
+
+
+def _powerlaw_d(sizes: np.ndarray) -> float | None:
+    """Slope of the log cumulative size distribution Y(>=s) ~ s^-D on log-spaced sizes."""
+    if sizes.size < 10 or sizes.max() <= sizes.min():
+        return None
+    grid = np.unique(np.geomspace(sizes.min(), sizes.max(), 12).astype(np.int64))
+    srt = np.sort(sizes)
+    ccdf = (srt.size - np.searchsorted(srt, grid, side="left")) / srt.size
+    ok = ccdf > 0
+    if ok.sum() < 3:
+        return None
+    slope = np.polyfit(np.log(grid[ok]), np.log(ccdf[ok]), 1)[0]
+    return round(float(-slope), 3)
+
+
+def tracheal_air(hu: np.ndarray, idx: np.ndarray | None, stride: int) -> dict[str, Any]:
+    """Mean and SD of tracheal air on original HU (internal air calibration; SD is a noise estimate)."""
+    if idx is None or len(idx) < 10:
+        return {"mean_hu": None, "sd_hu": None, "n_voxels": 0}
+    v = hu[idx[:, 0] * stride, idx[:, 1] * stride, idx[:, 2] * stride].astype(np.float64)
+    return {"mean_hu": round(float(v.mean()), 1), "sd_hu": round(float(v.std()), 1), "n_voxels": int(v.size)}

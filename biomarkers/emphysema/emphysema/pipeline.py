@@ -1,0 +1,146 @@
+"""End-to-end quantification: load, segment, measure, report, write outputs."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import SCHEMA_VERSION, __version__
+from .backend import get_backend
+from .errors import EmphysemaError
+from .io_dicom import read_dicom_series
+from .io_nifti import read_nifti, write_mask_nifti
+from .metrics import cluster_metrics, lung_metrics, tracheal_air
+from .outputs import write_atomically
+from .qc import write_qc_png
+from .quality import quality_block
+from .segment import Segmentation, segment
+from .volume import CTVolume, check_volume
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What distinguishes fast from accurate: segmentation grid and extra measures."""
+
+    name: str
+    stride: int
+    clusters: bool
+
+
+VARIANTS = {"fast": Variant("fast", 2, False), "accurate": Variant("accurate", 1, True)}
+
+
+def load_input(path: Path, series_uid: str | None = None) -> CTVolume:
+    """DICOM folder or NIfTI file → canonical int16 HU volume (validated)."""
+    if not path.exists():
+        raise EmphysemaError(f"The input {path} does not exist.")
+    if path.is_dir():
+        vol = read_dicom_series(path, series_uid)
+    elif path.name.endswith((".nii", ".nii.gz")):
+        vol = read_nifti(path)
+    else:
+        raise EmphysemaError(f"The input {path.name} is neither a DICOM series folder nor a NIfTI file (.nii/.nii.gz).")
+    check_volume(vol)
+    return vol
+
+
+def _input_block(vol: CTVolume, path: Path) -> dict[str, Any]:
+    m = vol.meta
+    block = {"format": m["format"], "name": path.name, "voxel_spacing_mm": [round(s, 4) for s in vol.spacing],
+             "shape_zyx": list(vol.hu.shape), "slice_count": int(vol.hu.shape[0])}
+    for key in ("series_uid", "study_uid", "sha256", "slice_thickness_mm", "kernel", "manufacturer", "kvp"):
+        if m.get(key) is not None:
+            block[key] = m[key]
+    return block
+
+
+def measure(vol: CTVolume, seg: Segmentation, variant: Variant, timings: dict[str, float]) -> dict[str, Any]:
+    """All numbers of the report from original HU inside the full-resolution mask."""
+    t = time.perf_counter()
+    lm = lung_metrics(vol.hu, seg.labels, vol.voxel_ml)
+    timings["metrics"] = round(time.perf_counter() - t, 3)
+    clusters = None
+    if variant.clusters:
+        t = time.perf_counter()
+        clusters = cluster_metrics(vol.hu, seg.labels > 0, vol.voxel_ml)
+        timings["clusters"] = round(time.perf_counter() - t, 3)
+    w = lm["whole"]
+    return {
+        "laa950_percent": w["laa950_percent"], "laa910_percent": w["laa910_percent"], "perc15_hu": w["perc15_hu"],
+        "pd15_g_per_l": None if w["perc15_hu"] is None else w["perc15_hu"] + 1000,
+        "mean_lung_hu": w["mean_hu"], "lung_volume_ml": w["volume_ml"],
+        "per_lung": lm["per_lung"], "per_third": lm["per_third"],
+        "upper_lower_laa950_ratio": lm["upper_lower_laa_ratio"], "clusters": clusters,
+        "_lung_z_range": lm["lung_z_range"],
+    }
+
+
+DEFINITIONS = {
+    "laa_rule": "percentage of lung voxels with HU <= threshold (inclusive), thresholds -950 and -910 HU",
+    "perc15": "discrete 15th percentile: lowest integer HU at which the cumulative lung histogram reaches 15 %",
+    "pd15": "Perc15 + 1000 (g/L); not volume-adjusted",
+    "thirds": "equal craniocaudal height of the combined lung z-extent",
+    "lung_mask": "air < -400 HU inside the body; vessels filled per axial slice; trachea and main bronchi removed; "
+                 "intrapulmonary airways included",
+    "lung_mask_labels": {"1": "right lung", "2": "left lung"},
+    "densitometry_grid": "original HU on the input grid; the mask is upsampled, HU never resampled",
+}
+
+
+def run(path: Path, variant_name: str, device: str = "cpu", series_uid: str | None = None) -> tuple[dict[str, Any], CTVolume, Segmentation]:
+    """Quantify one CT; returns the report and the intermediates needed for the outputs."""
+    variant, be = VARIANTS[variant_name], get_backend(device)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    vol = load_input(path, series_uid)
+    timings["load"] = round(time.perf_counter() - t0, 3)
+    t = time.perf_counter()
+    seg = segment(vol.hu, vol.spacing, variant.stride, be)
+    timings["segmentation"] = round(time.perf_counter() - t, 3)
+    numbers = measure(vol, seg, variant, timings)
+    trach = tracheal_air(vol.hu, seg.airway_grid, seg.stride)
+    report = {
+        "schema_version": SCHEMA_VERSION, "biomarker": "emphysema", "version": __version__,
+        "variant": variant.name, "device": be.name, "input": _input_block(vol, path),
+        "definitions": {**DEFINITIONS, "segmentation_grid_stride": variant.stride}, **numbers,
+        "quality": quality_block(vol, seg, numbers, trach),
+        "timings_s": timings,
+    }
+    return report, vol, seg
+
+
+def quantify(path: Path, variant_name: str, out_dir: Path, device: str = "cpu", series_uid: str | None = None) -> dict[str, Any]:
+    """Run and write report.json, lung_mask.nii.gz and qc.png atomically into out_dir."""
+    t0 = time.perf_counter()
+    report, vol, seg = run(path, variant_name, device, series_uid)
+    z_range = report.pop("_lung_z_range")
+    writers = {
+        "lung_mask.nii.gz": lambda p: write_mask_nifti(seg.labels, vol.affine, p),
+        "qc.png": lambda p: write_qc_png(vol.hu, seg.labels, vol.spacing, report, z_range, p),
+    }
+    writers.update(_dicom_writers(vol, seg, report))
+    t_out = time.perf_counter()
+
+    def final_report() -> dict[str, Any]:
+        now = time.perf_counter()
+        report["timings_s"]["outputs"] = round(now - t_out, 3)
+        report["timings_s"]["total"] = round(now - t0, 3)
+        return report
+
+    write_atomically(out_dir, writers, final_report)
+    return report
+
+
+def _dicom_writers(vol: CTVolume, seg: Segmentation, report: dict[str, Any]) -> dict[str, Any]:
+    """DICOM SEG + SR writers when the input is DICOM and highdicom is installed (optional extra)."""
+    if vol.meta.get("format") != "dicom":
+        return {}
+    try:
+        from .dicom_outputs import dicom_writers  # noqa: PLC0415 - needs the optional highdicom
+    except ImportError:
+        report.setdefault("quality", {}).setdefault("notes", []).append("highdicom not installed: no DICOM SEG/SR written")
+        return {}
+    return dicom_writers(vol, seg, report)
+
+
