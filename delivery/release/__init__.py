@@ -1,0 +1,1 @@
+"""Releases: release state per environment (channels, freezes, rollout status) and its stores."""

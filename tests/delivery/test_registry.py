@@ -1,0 +1,88 @@
+"""The registry client against the real docker-registry: digests, retagging, auth and error bodies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from delivery.docker import DockerClient, RegistryAuth
+from delivery.localenv import RegistryHandle
+from delivery.registry import DOCKER_MANIFEST, Manifest, NotFound, RegistryClient, Unauthorized, sha256_digest
+from delivery.secrets import Secret
+
+
+@pytest.fixture
+def client(registry: RegistryHandle) -> RegistryClient:
+    return RegistryClient(registry.url, registry.username, registry.password)
+
+
+def _artifact(client: RegistryClient, name: str) -> Manifest:
+    """A minimal OCI image manifest with one config blob and one layer, uploaded through the client."""
+    config = client.upload_blob(name, b"{}")
+    layer_bytes = uuid.uuid4().bytes * 64
+    layer = client.upload_blob(name, layer_bytes)
+    doc = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": len(layer_bytes)}],
+    }
+    raw = json.dumps(doc).encode()
+    return Manifest(raw, doc["mediaType"], sha256_digest(raw))
+
+
+def test_retag_by_digest_keeps_the_bytes_and_sends_no_blob(client: RegistryClient) -> None:
+    name = f"reg/{uuid.uuid4().hex[:8]}"
+    manifest = _artifact(client, name)
+    assert client.put_manifest(name, "1.0.0", manifest) == manifest.digest
+    before = client.stats
+    fetched = client.get_manifest(name, "1.0.0")
+    client.put_manifest(name, "stable", fetched)
+    sent = client.stats.bytes_sent - before.bytes_sent
+    assert sent == len(manifest.raw)
+    assert client.head_manifest(name, "stable") == manifest.digest
+    assert client.list_tags(name) == ["1.0.0", "stable"]
+
+
+def test_cross_repository_mount_moves_no_bytes(client: RegistryClient) -> None:
+    source, target = f"reg/{uuid.uuid4().hex[:8]}", f"rel/{uuid.uuid4().hex[:8]}"
+    manifest = _artifact(client, source)
+    client.put_manifest(source, "1.0.0", manifest)
+    before = client.stats.bytes_sent
+    assert all(client.mount_blob(target, d, source) for d in manifest.blob_digests())
+    client.put_manifest(target, "1.0.0", manifest)
+    assert client.stats.bytes_sent - before == len(manifest.raw)
+
+
+def test_docker_pushed_manifest_round_trips(
+    docker_client: DockerClient, busybox_image: str, registry: RegistryHandle, registry_auth: RegistryAuth,
+    client: RegistryClient,
+) -> None:
+    repository = f"{registry.host}/reg/pushed"
+    docker_client.sdk.images.get(busybox_image).tag(repository, "0.1.0")
+    pushed = docker_client.push(repository, "0.1.0", registry_auth)
+    manifest = client.get_manifest("reg/pushed", "0.1.0")
+    assert manifest.digest == pushed.digest
+    assert manifest.media_type == DOCKER_MANIFEST
+
+
+def test_unknown_tag_and_wrong_password_are_typed_errors(registry: RegistryHandle, client: RegistryClient) -> None:
+    with pytest.raises(NotFound) as missing:
+        client.get_manifest("reg/none", "9.9.9")
+    assert missing.value.code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")
+    wrong = RegistryClient(registry.url, registry.username, Secret("wrong-" + uuid.uuid4().hex))
+    with pytest.raises(Unauthorized) as denied:
+        wrong.ping()
+    assert denied.value.status == 401
+    assert "wrong-" not in denied.value.render()
+
+
+def test_delete_by_digest_removes_every_tag(client: RegistryClient) -> None:
+    name = f"reg/{uuid.uuid4().hex[:8]}"
+    manifest = _artifact(client, name)
+    client.put_manifest(name, "a", manifest)
+    client.put_manifest(name, "b", manifest)
+    client.delete_manifest(name, manifest.digest)
+    assert client.head_manifest(name, "a") is None
+    assert client.list_tags(name) == []
