@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from delivery import clikit
-from delivery.commands import manifest
+from delivery.commands import manifest, pipelines, scan
 
 DESCRIPTION = """\
 Deliver containerised imaging biomarkers from their repositories to a registry.
@@ -18,11 +18,13 @@ EPILOG = """\
 examples:
   delivery manifest validate biomarkers/*/biomarker.yaml
   delivery manifest schema --check
+  delivery scan --org local:biomarkers
+  delivery pipelines render --org local:biomarkers --out out/pipelines
 
 Run `delivery COMMAND --help` for the options of each command.
 """
 
-COMMANDS = (manifest,)
+COMMANDS = (manifest, scan, pipelines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
