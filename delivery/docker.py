@@ -10,6 +10,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests
 
 from delivery.errors import ExternalServiceError
@@ -52,6 +53,44 @@ class PushResult:
     size: int
     layers_pushed: int
     layers_existing: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder bound into a job container."""
+
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ContainerJob:
+    """One locked-down job container: no network, read-only root, tmpfs /tmp, limits, non-root user."""
+
+    image: str
+    command: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    nano_cpus: int
+    memory_bytes: int
+    user: str
+    timeout_s: float
+    gpus: int = 0
+    labels: Mapping[str, str] | None = None
+    name: str | None = None
+    tmpfs_size: str = "256m"
+
+
+@dataclass(frozen=True)
+class ContainerOutcome:
+    """How a job container ended."""
+
+    container_id: str
+    exit_code: int
+    timed_out: bool
+    started_at: str
+    finished_at: str
+    log_tail: tuple[str, ...]
 
 
 class DockerClient:
@@ -134,6 +173,67 @@ class DockerClient:
         except (docker.errors.APIError, requests.RequestException) as e:
             raise DockerError(f"cannot inspect {reference}: {_explain(e)}", status=_status(e)) from e
         return dict(image.labels or {})
+
+    def pull(self, reference: str, auth: RegistryAuth | None) -> str:
+        """Pull `reference` (`repo@sha256:…` or `repo:tag`) unless present; returns the local image id.
+
+        Raises:
+            DockerError: the registry or engine refused the pull.
+        """
+        try:
+            try:
+                return str(self._client.images.get(reference).id)
+            except docker.errors.ImageNotFound:
+                pass
+            return str(self._client.images.pull(reference, auth_config=auth.auth_config() if auth else None).id)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"pull of {reference} failed: {_explain(e)}", status=_status(e),
+                              hint="Check the registry credentials and that the digest exists.") from e
+
+    def run_job(self, job: ContainerJob) -> ContainerOutcome:
+        """Run `job` to completion (or its timeout), then remove the container.
+
+        Raises:
+            DockerError: the engine refused to create or start the container (bad image, GPU runtime missing).
+        """
+        try:
+            return _run_job(self._client, job)
+        except docker.errors.ImageNotFound as e:
+            raise DockerError(f"image {job.image} is not on this engine", status=404,
+                              hint="Pull it first (DockerClient.pull) or check the reference.") from e
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"job container from {job.image} failed to run: {_explain(e)}",
+                              status=_status(e)) from e
+
+
+def _run_job(client: docker.DockerClient, job: ContainerJob) -> ContainerOutcome:
+    container = client.containers.create(
+        job.image, list(job.command), name=job.name, detach=True, user=job.user, network_mode="none",
+        read_only=True, tmpfs={"/tmp": f"rw,size={job.tmpfs_size}"}, nano_cpus=job.nano_cpus,  # noqa: S108
+        mem_limit=job.memory_bytes, memswap_limit=job.memory_bytes, security_opt=["no-new-privileges"],
+        cap_drop=["ALL"], labels=dict(job.labels or {}),
+        volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in job.mounts},
+        device_requests=[docker.types.DeviceRequest(count=job.gpus, capabilities=[["gpu"]])] if job.gpus else None,
+    )
+    try:
+        container.start()
+        status, timed_out = _wait(container, job.timeout_s)
+        container.reload()
+        state = container.attrs.get("State", {})
+        logs = container.logs(stdout=True, stderr=True, tail=LOG_TAIL).decode("utf-8", "replace")
+        return ContainerOutcome(str(container.id), status, timed_out, str(state.get("StartedAt", "")),
+                                str(state.get("FinishedAt", "")), tuple(logs.splitlines()[-LOG_TAIL:]))
+    finally:
+        container.remove(force=True)
+
+
+def _wait(container: Any, timeout_s: float) -> tuple[int, bool]:
+    """Exit code and whether the timeout killed it (the SDK reports a wait timeout as a connection error)."""
+    try:
+        return int(container.wait(timeout=timeout_s).get("StatusCode", -1)), False
+    except requests.exceptions.ConnectionError:
+        container.kill()
+        return int(container.wait(timeout=60).get("StatusCode", -1)), True
 
 
 def _parse_build(events: Iterable[dict[str, Any]], tag: str, on_line: LineSink | None) -> BuildResult:
