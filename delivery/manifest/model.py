@@ -215,6 +215,34 @@ class Rollout(_Strict):
     gates: Gates = Field(default_factory=Gates)
 
 
+class WorkflowStep(_Strict):
+    """One step of a workflow: a variant run on the study or on an earlier step's outputs."""
+
+    name: Name
+    variant: Name = Field(description="Variant (command and resources) this step runs.")
+    input: Name | Literal["study"] = Field(
+        "study", description="`study` (the submitted input) or the name of an earlier step whose outputs it reads."
+    )
+
+
+class Workflow(_Strict):
+    """Linked steps (e.g. convert → segment → quantify); each runs when its input exists."""
+
+    steps: list[WorkflowStep] = Field(min_length=1, max_length=20)
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _inputs_come_first(self) -> Workflow:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"step `{step.name}` appears twice")
+            if step.input != "study" and step.input not in seen:
+                raise ValueError(f"step `{step.name}` reads `{step.input}`, which is not an earlier step")
+            seen.add(step.name)
+        return self
+
+
 class Biomarker(_Strict):
     """A biomarker repository's `biomarker.yaml`."""
 
@@ -235,6 +263,9 @@ class Biomarker(_Strict):
     variants: dict[Name, Variant] = Field(min_length=1)
     service: Service | None = None
     rollout: Rollout = Field(default_factory=Rollout)
+    workflows: dict[Name, Workflow] = Field(
+        default_factory=dict, description="Named chains of variants whose inputs are earlier steps' outputs."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
@@ -244,4 +275,8 @@ class Biomarker(_Strict):
             raise ValueError("job_type `service` needs a `service` section with `port`")
         if self.job_type == "batch" and self.service is not None:
             raise ValueError("`service` is only valid with job_type `service`")
+        for name, workflow in self.workflows.items():
+            unknown = [s.variant for s in workflow.steps if s.variant not in self.variants]
+            if unknown:
+                raise ValueError(f"workflow `{name}` uses undeclared variant(s): {', '.join(unknown)}")
         return self
