@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
 import docker.types
+import docker.utils
 import requests
 
 from delivery.errors import ExternalServiceError
@@ -20,10 +26,21 @@ LOG_TAIL = 30
 LineSink = Callable[[str], None]
 
 
+# Never sent to the engine: VCS data and the run records `delivery ci` writes into the repository.
+CONTEXT_EXCLUDES = (".git", ".delivery")
+# The engine's only signal that no NVIDIA runtime hook is registered (moby daemon/nvidia_linux.go): a 500 whose
+# text names the device driver, so this one error is told apart by its message.
+NO_GPU_DRIVER = "could not select device driver"
+
+
 class DockerError(ExternalServiceError):
     """The Docker engine refused or failed an operation."""
 
     service = "Docker engine"
+
+
+class NoGpuRuntime(DockerError):
+    """The engine has no NVIDIA device driver, so a GPU device request cannot be met."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,18 @@ class PushResult:
     size: int
     layers_pushed: int
     layers_existing: int
+    bytes_pushed: int = 0
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the pipeline needs to know about a local image."""
+
+    id: str
+    labels: dict[str, str]
+    repo_digests: tuple[str, ...]
+    size: int
+    layers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -130,22 +159,24 @@ class DockerClient:
         labels: Mapping[str, str] | None = None,
         network_mode: str | None = None,
         target: str | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
         on_line: LineSink | None = None,
     ) -> BuildResult:
-        """Build `context` into `tag`.
+        """Build `context` into `tag`; `extra_files` are added to the context sent, never to the folder.
 
         Raises:
             DockerError: the engine failed, or a build step failed (with the log tail).
         """
-        try:
-            events = self._client.api.build(
-                path=str(context), dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}),
-                labels=dict(labels or {}), network_mode=network_mode, target=target,
-                rm=True, forcerm=True, pull=False, decode=True,
-            )
-            return _parse_build(events, tag, on_line)
-        except (docker.errors.APIError, requests.RequestException) as e:
-            raise DockerError(f"build of {tag} failed: {_explain(e)}", status=_status(e)) from e
+        with _context_tar(context, dockerfile, extra_files or {}) as fileobj:
+            try:
+                events = self._client.api.build(
+                    fileobj=fileobj, custom_context=True, dockerfile=dockerfile, tag=tag,
+                    buildargs=dict(buildargs or {}), labels=dict(labels or {}), network_mode=network_mode,
+                    target=target, rm=True, forcerm=True, pull=False, decode=True,
+                )
+                return _parse_build(events, tag, on_line)
+            except (docker.errors.APIError, requests.RequestException) as e:
+                raise DockerError(f"build of {tag} failed: {_explain(e)}", status=_status(e)) from e
 
     def push(
         self, repository: str, tag: str, auth: RegistryAuth | None, *, on_line: LineSink | None = None
@@ -166,13 +197,64 @@ class DockerClient:
 
     def image_labels(self, reference: str) -> dict[str, str]:
         """Labels of a local image."""
+        return self.inspect(reference).labels
+
+    def inspect(self, reference: str) -> ImageInfo:
+        """Id, labels, repo digests, size and layer diff ids of a local image.
+
+        Raises:
+            DockerError: the image is not on this engine (status 404) or the engine failed.
+        """
         try:
-            image = self._client.images.get(reference)
+            attrs = self._client.api.inspect_image(reference)
         except docker.errors.ImageNotFound as e:
             raise DockerError(f"image {reference} is not on this engine", status=404) from e
         except (docker.errors.APIError, requests.RequestException) as e:
             raise DockerError(f"cannot inspect {reference}: {_explain(e)}", status=_status(e)) from e
-        return dict(image.labels or {})
+        config = attrs.get("Config") or {}
+        return ImageInfo(str(attrs["Id"]), dict(config.get("Labels") or {}), tuple(attrs.get("RepoDigests") or ()),
+                         int(attrs.get("Size") or 0), tuple((attrs.get("RootFS") or {}).get("Layers") or ()))
+
+    def find(self, reference: str) -> ImageInfo | None:
+        """`inspect`, or None when the image is not on this engine."""
+        try:
+            return self.inspect(reference)
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        """Give a local image another name."""
+        try:
+            self._client.api.tag(image, repository, tag)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"cannot tag {image} as {repository}:{tag}: {_explain(e)}", status=_status(e)) from e
+
+    def save(self, reference: str, target: Path) -> None:
+        """Write `docker save` of one image to `target` (what `trivy image --input` reads)."""
+        try:
+            with target.open("wb") as out:
+                for chunk in self._client.images.get(reference).save(named=True):
+                    out.write(chunk)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"cannot save {reference}: {_explain(e)}", status=_status(e)) from e
+
+    def import_tar(self, tar: Path, repository: str, tag: str, changes: Sequence[str]) -> str:
+        """`docker import` a root filesystem tar with Dockerfile-style `changes`; returns the image id.
+
+        Raises:
+            DockerError: the engine refused the tar or a change line.
+        """
+        try:
+            raw = self._client.api.import_image_from_file(str(tar), repository=repository, tag=tag,
+                                                          changes=list(changes))
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"import of {tar} failed: {_explain(e)}", status=_status(e)) from e
+        last = json.loads(str(raw).strip().splitlines()[-1])
+        if "error" in last or "errorDetail" in last:
+            raise DockerError(f"import of {tar} failed: {_event_error(last)}")
+        return str(last["status"])
 
     def pull(self, reference: str, auth: RegistryAuth | None) -> str:
         """Pull `reference` (`repo@sha256:…` or `repo:tag`) unless present; returns the local image id.
@@ -202,19 +284,29 @@ class DockerClient:
             raise DockerError(f"image {job.image} is not on this engine", status=404,
                               hint="Pull it first (DockerClient.pull) or check the reference.") from e
         except (docker.errors.APIError, requests.RequestException) as e:
-            raise DockerError(f"job container from {job.image} failed to run: {_explain(e)}",
-                              status=_status(e)) from e
+            text = _explain(e)
+            if job.gpus and NO_GPU_DRIVER in text:
+                raise NoGpuRuntime(f"this Docker engine has no GPU runtime ({text})", status=_status(e),
+                                   hint="Install NVIDIA's container toolkit on the agent "
+                                        "(nvidia-container-runtime-hook on dockerd's PATH) and restart dockerd, "
+                                        "run on a GPU agent, or pass --allow-no-gpu.") from e
+            raise DockerError(f"job container from {job.image} failed to run: {text}", status=_status(e)) from e
 
 
-def _run_job(client: docker.DockerClient, job: ContainerJob) -> ContainerOutcome:
-    container = client.containers.create(
-        job.image, list(job.command), name=job.name, detach=True, user=job.user, network_mode="none",
+def create_kwargs(job: ContainerJob) -> dict[str, Any]:
+    """The engine request a job makes (`containers.create` keyword arguments); tests check it directly."""
+    return dict(
+        name=job.name, detach=True, user=job.user, network_mode="none",
         read_only=True, tmpfs={"/tmp": f"rw,size={job.tmpfs_size}"}, nano_cpus=job.nano_cpus,  # noqa: S108
         mem_limit=job.memory_bytes, memswap_limit=job.memory_bytes, security_opt=["no-new-privileges"],
         cap_drop=["ALL"], labels=dict(job.labels or {}),
         volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in job.mounts},
         device_requests=[docker.types.DeviceRequest(count=job.gpus, capabilities=[["gpu"]])] if job.gpus else None,
     )
+
+
+def _run_job(client: docker.DockerClient, job: ContainerJob) -> ContainerOutcome:
+    container = client.containers.create(job.image, list(job.command), **create_kwargs(job))
     try:
         container.start()
         status, timed_out = _wait(container, job.timeout_s)
@@ -234,6 +326,28 @@ def _wait(container: Any, timeout_s: float) -> tuple[int, bool]:
     except requests.exceptions.ConnectionError:
         container.kill()
         return int(container.wait(timeout=60).get("StatusCode", -1)), True
+
+
+@contextmanager
+def _context_tar(context: Path, dockerfile: str, extra_files: Mapping[str, bytes]) -> Iterator[IO[bytes]]:
+    """The build context as a tar: .dockerignore and CONTEXT_EXCLUDES honoured, extra files appended."""
+    ignore = context / ".dockerignore"
+    patterns = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
+    patterns = [p.strip() for p in patterns if p.strip() and not p.startswith("#")] + list(CONTEXT_EXCLUDES)
+    with tempfile.TemporaryFile() as fileobj:
+        docker.utils.tar(str(context), exclude=patterns, dockerfile=(dockerfile, None), fileobj=fileobj)
+        fileobj.seek(0)
+        with tarfile.open(fileobj=fileobj, mode="a") as tar:
+            for name, data in sorted(extra_files.items()):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        fileobj.seek(0)
+        yield fileobj
+
+
+def _event_error(event: Mapping[str, Any]) -> str:
+    return str((event.get("errorDetail") or {}).get("message") or event.get("error", "unknown error"))
 
 
 def _parse_build(events: Iterable[dict[str, Any]], tag: str, on_line: LineSink | None) -> BuildResult:
@@ -260,12 +374,16 @@ def _parse_build(events: Iterable[dict[str, Any]], tag: str, on_line: LineSink |
 
 def _parse_push(events: Iterable[dict[str, Any]], reference: str, on_line: LineSink | None) -> PushResult:
     digest, size, pushed, existing = "", 0, 0, 0
+    layer_bytes: dict[str, int] = {}
     for event in events:
         if "error" in event or "errorDetail" in event:
-            message = (event.get("errorDetail") or {}).get("message") or event.get("error", "unknown error")
-            raise DockerError(f"the registry rejected the push of {reference}: {message}",
+            raise DockerError(f"the registry rejected the push of {reference}: {_event_error(event)}",
                               hint="Check the registry credentials and that the tag exists locally.")
         status = str(event.get("status", ""))
+        if status == "Pushing":  # progressDetail.total: the compressed size of the layer being sent
+            layer = str(event.get("id", ""))
+            total = int((event.get("progressDetail") or {}).get("total") or 0)
+            layer_bytes[layer] = max(total, layer_bytes.get(layer, 0))
         pushed += status == "Pushed"
         existing += status in ("Layer already exists",) or status.startswith("Mounted from")
         if on_line and status and "progressDetail" not in event:
@@ -275,7 +393,7 @@ def _parse_push(events: Iterable[dict[str, Any]], reference: str, on_line: LineS
             digest, size = str(aux["Digest"]), int(aux.get("Size", 0))
     if not digest:
         raise DockerError(f"push of {reference} ended without a digest; the registry may have dropped it")
-    return PushResult(reference, digest, size, pushed, existing)
+    return PushResult(reference, digest, size, pushed, existing, sum(layer_bytes.values()))
 
 
 def _status(e: Exception) -> int | None:

@@ -132,7 +132,7 @@ class RegistryHandle:
 
 
 def start_registry(root: Path, *, username: str = "delivery", password: str | None = None,
-                   port: int | None = None) -> RegistryHandle:
+                   port: int | None = None, read_only: bool = False) -> RegistryHandle:
     """Start Debian's docker-registry on 127.0.0.1 with storage and auth under `root`."""
     binary = shutil.which("docker-registry")
     if binary is None:
@@ -144,7 +144,7 @@ def start_registry(root: Path, *, username: str = "delivery", password: str | No
     hashed = bcrypt.hashpw(secret.reveal().encode(), bcrypt.gensalt(rounds=10)).decode()
     (root / "htpasswd").write_text(f"{username}:{hashed}\n", encoding="utf-8")
     config = root / "config.yml"
-    config.write_text(_registry_config(root, host), encoding="utf-8")
+    config.write_text(_registry_config(root, host, read_only), encoding="utf-8")
     log = (root / "registry.log").open("ab")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REGISTRY_HTTP_SECRET": secrets.token_hex(16)}
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
@@ -154,7 +154,7 @@ def start_registry(root: Path, *, username: str = "delivery", password: str | No
     return handle
 
 
-def _registry_config(root: Path, host: str) -> str:
+def _registry_config(root: Path, host: str, read_only: bool = False) -> str:
     # JSON-quoted scalars: the paths come from the caller and must not change the YAML's structure.
     return "\n".join([
         "version: 0.1",
@@ -163,6 +163,7 @@ def _registry_config(root: Path, host: str) -> str:
         f"  filesystem: {{rootdirectory: {json.dumps(str(root / 'data'))}}}",
         "  delete: {enabled: true}",
         "  cache: {blobdescriptor: inmemory}",
+        f"  maintenance: {{readonly: {{enabled: {json.dumps(read_only)}}}}}",
         "http:",
         f"  addr: {json.dumps(host)}",
         "  headers: {X-Content-Type-Options: [nosniff]}",
@@ -208,3 +209,74 @@ def _terminate(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class LocalEnvironment:
+    """The embedded default's engine and registry as `delivery local up` left them."""
+
+    engine_url: str
+    engine_started: bool
+    registry_host: str
+    registry_user: str
+    registry_pid: int
+    registry_reused: bool
+
+
+def local_up(state: Path) -> LocalEnvironment:
+    """Start or reuse the engine and a persistent loopback registry recorded under `state`."""
+    engine = ensure_engine()
+    if engine.process is not None:  # keep a dockerd we started running after this command exits
+        (state / "dockerd.pid").write_text(str(engine.process.pid), encoding="utf-8")
+    record, password_file = state / "registry.json", state / "registry.password"
+    known = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    password = password_file.read_text(encoding="utf-8").strip() if password_file.exists() else None
+    if known and password and _registry_accepts(known["host"], known["username"], password):
+        return LocalEnvironment(engine.base_url, engine.started_here, known["host"], known["username"],
+                                int(known.get("pid", 0)), True)
+    port = int(known["host"].rsplit(":", 1)[1]) if known and _port_free(known["host"]) else None
+    handle = start_registry(state / "registry", username="delivery", password=password, port=port)
+    password_file.touch(mode=0o600)
+    password_file.chmod(0o600)
+    password_file.write_text(handle.password.reveal(), encoding="utf-8")
+    record.write_text(json.dumps({"host": handle.host, "username": handle.username, "pid": handle.process.pid}),
+                      encoding="utf-8")
+    return LocalEnvironment(engine.base_url, engine.started_here, handle.host, handle.username,
+                            handle.process.pid, False)
+
+
+def local_down(state: Path) -> list[str]:
+    """Stop what `local_up` started (by the pids it recorded); returns what was stopped."""
+    stopped = []
+    record = state / "registry.json"
+    pids = [("registry", int(json.loads(record.read_text(encoding="utf-8")).get("pid", 0)) if record.exists() else 0),
+            ("dockerd", int((state / "dockerd.pid").read_text()) if (state / "dockerd.pid").exists() else 0)]
+    for name, pid in pids:
+        if pid > 0 and _signal(pid):
+            stopped.append(f"{name} (pid {pid})")
+    (state / "dockerd.pid").unlink(missing_ok=True)
+    return stopped
+
+
+def _signal(pid: int) -> bool:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _registry_accepts(host: str, username: str, password: str) -> bool:
+    try:
+        return requests.get(f"http://{host}/v2/", auth=(username, password), timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _port_free(host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", int(host.rsplit(":", 1)[1])))
+        except OSError:
+            return False
+    return True
