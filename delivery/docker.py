@@ -108,6 +108,7 @@ class ContainerJob:
     labels: Mapping[str, str] | None = None
     name: str | None = None
     tmpfs_size: str = "256m"
+    environment: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def create_kwargs(job: ContainerJob) -> dict[str, Any]:
         name=job.name, detach=True, user=job.user, network_mode="none",
         read_only=True, tmpfs={"/tmp": f"rw,size={job.tmpfs_size}"}, nano_cpus=job.nano_cpus,  # noqa: S108
         mem_limit=job.memory_bytes, memswap_limit=job.memory_bytes, security_opt=["no-new-privileges"],
-        cap_drop=["ALL"], labels=dict(job.labels or {}),
+        cap_drop=["ALL"], labels=dict(job.labels or {}), environment=dict(job.environment or {}),
         volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in job.mounts},
         device_requests=[docker.types.DeviceRequest(count=job.gpus, capabilities=[["gpu"]])] if job.gpus else None,
     )
