@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 SEED_AREA_MM2 = (50.0, 1000.0)
 SEED_MAX_OFFSET_MM = 30.0
-MAX_AREA_MM2 = 700.0  # a cross-section larger than this has merged with a lung
+MAX_AREA_MM2 = 1500.0  # larger than both main bronchi cut obliquely; a lung cross-section is far larger
 MAX_GROWTH = 2.5
 EIGHT = np.ones((3, 3), bool)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -14,6 +15,7 @@ from .volume import CTVolume, to_hu_int16
 # Voxel axes i, j, k of the reoriented image point to patient Left, Posterior, Inferior,
 # so the transposed array is (z cranial→caudal, y anterior→posterior, x right→left).
 TARGET_AXES = ("L", "P", "I")
+_HASH_POOL = ThreadPoolExecutor(max_workers=1)
 
 
 def file_sha256(path: Path) -> str:
@@ -58,7 +60,8 @@ def read_nifti(path: Path) -> CTVolume:
     affine = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape)
     hu = np.ascontiguousarray(to_hu_int16(oriented, slope, inter).transpose(2, 1, 0))
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    meta = {"format": "nifti", "file": path.name, "sha256": file_sha256(path)}
+    # hashlib releases the GIL: hashing runs on the second core while we segment
+    meta = {"format": "nifti", "file": path.name, "sha256": _HASH_POOL.submit(file_sha256, path)}
     return CTVolume(hu=hu, spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])), affine=affine, meta=meta)
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 REPORT = "report.json"
@@ -41,16 +42,29 @@ def _publish_dir(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
 
 
-def write_atomically(out_dir: Path, writers: dict[str, Callable[[Path], None]], report: Callable[[], dict]) -> None:
-    """Run each writer into the staging folder, add report.json (built last), then publish in one step."""
-    out_dir = out_dir.resolve()
-    tmp, whole_dir = _staging_dir(out_dir)
-    tmp.chmod(0o755)  # mkdtemp makes 0700; the result folder must be readable by the next pipeline step
-    try:
-        for name, write in writers.items():
-            write(tmp / name)
-        (tmp / REPORT).write_text(json.dumps(report(), indent=2) + "\n")
-        (_publish_dir if whole_dir else _publish_files)(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+class AtomicOutput:
+    """Staging folder whose writers may run in background threads (zlib and PIL release the GIL)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir.resolve()
+        self.tmp, self._whole_dir = _staging_dir(self.out_dir)
+        self.tmp.chmod(0o755)  # mkdtemp makes 0700; the result folder must be readable by the next step
+        self._pool = ThreadPoolExecutor(max_workers=2)
+        self._futures: list[Future[None]] = []
+
+    def submit(self, name: str, write: Callable[[Path], None]) -> None:
+        """Start writing one file into the staging folder in the background."""
+        self._futures.append(self._pool.submit(write, self.tmp / name))
+
+    def publish(self, report: Callable[[], dict]) -> None:
+        """Wait for all writers, add report.json (built last), then publish in one step."""
+        for f in self._futures:
+            f.result()
+        (self.tmp / REPORT).write_text(json.dumps(report(), indent=2) + "\n")
+        (_publish_dir if self._whole_dir else _publish_files)(self.tmp, self.out_dir)
+        self._pool.shutdown()
+
+    def abort(self) -> None:
+        """Drop the staging folder: nothing partial is ever visible in DIR."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -146,12 +146,13 @@ def _paint_airways(spec: PhantomSpec, lab: np.ndarray, clean: np.ndarray, side: 
     top, bottom = geo["top_mm"], geo["bottom_mm"]
     carina = np.array([top + 0.3 * (bottom - top), -20.0, 0.0])
     start = np.array([-10.0, -20.0, 0.0])
-    ends = [np.array([carina[0] + 30.0, -5.0, sx * 62.0]) for sx in (-1.0, 1.0)]
-    for r, value, label in ((11.0, 40.0, BODY), (9.0, -1000.0, AIRWAY)):
-        _paint_tube(spec, lab, clean, side, start, carina, r, value, label, inside_lung=False)
-    for r, value, label in ((8.5, 40.0, BODY), (6.5, -1000.0, AIRWAY)):
-        for e in ends:  # bronchi painted outside the lungs only: their lumen opens into the parenchyma
-            _paint_tube(spec, lab, clean, side, carina, e, r, value, label, inside_lung=False)
+    # bronchi leave the carina steeply enough to separate before they reach the lungs, as real main bronchi do
+    ends = [(carina + [0.0, 0.0, sx * 5.0], np.array([carina[0] + 40.0, -5.0, sx * 52.0])) for sx in (-1.0, 1.0)]
+    tubes = [(start, carina, 11.0, 9.0)] + [(a, b, 8.5, 6.5) for a, b in ends]
+    for a, b, r_wall, _ in tubes:  # all walls first, so no wall cuts another branch's lumen at the carina
+        _paint_tube(spec, lab, clean, side, a, b, r_wall, 40.0, BODY, inside_lung=False)
+    for a, b, _, r_lumen in tubes:  # painted outside the lungs only: bronchi open into the parenchyma
+        _paint_tube(spec, lab, clean, side, a, b, r_lumen, -1000.0, AIRWAY, inside_lung=False)
 
 
 def _paint_vessels(spec: PhantomSpec, rng: np.random.Generator, lab: np.ndarray, clean: np.ndarray, side: np.ndarray) -> None:

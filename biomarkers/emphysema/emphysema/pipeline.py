@@ -9,10 +9,9 @@ from typing import Any
 from . import SCHEMA_VERSION, __version__
 from .backend import get_backend
 from .errors import EmphysemaError
-from .io_dicom import read_dicom_series
 from .io_nifti import read_nifti, write_mask_nifti
 from .metrics import cluster_metrics, lung_metrics, tracheal_air
-from .outputs import write_atomically
+from .outputs import AtomicOutput
 from .qc import write_qc_png
 from .quality import quality_block
 from .segment import Segmentation, segment
@@ -36,6 +35,8 @@ def load_input(path: Path, series_uid: str | None = None) -> CTVolume:
     if not path.exists():
         raise EmphysemaError(f"The input {path} does not exist.")
     if path.is_dir():
+        from .io_dicom import read_dicom_series  # noqa: PLC0415 - pydicom import costs 0.2 s; NIfTI runs skip it
+
         vol = read_dicom_series(path, series_uid)
     elif path.name.endswith((".nii", ".nii.gz")):
         vol = read_nifti(path)
@@ -50,7 +51,7 @@ def _input_block(vol: CTVolume, path: Path) -> dict[str, Any]:
     block = {"format": m["format"], "name": path.name, "voxel_spacing_mm": [round(s, 4) for s in vol.spacing],
              "shape_zyx": list(vol.hu.shape), "slice_count": int(vol.hu.shape[0])}
     for key in ("series_uid", "study_uid", "sha256", "slice_thickness_mm", "kernel", "manufacturer", "kvp"):
-        if m.get(key) is not None:
+        if m.get(key) is not None and not hasattr(m[key], "result"):  # skip a still-running hash
             block[key] = m[key]
     return block
 
@@ -88,48 +89,76 @@ DEFINITIONS = {
 }
 
 
+def _segment(vol: CTVolume, variant: Variant, device: str, timings: dict[str, float]) -> Segmentation:
+    t = time.perf_counter()
+    seg = segment(vol.hu, vol.spacing, variant.stride, get_backend(device))
+    timings["segmentation"] = round(time.perf_counter() - t, 3)
+    return seg
+
+
+def _report(vol: CTVolume, seg: Segmentation, variant: Variant, device: str, path: Path, timings: dict[str, float]) -> dict[str, Any]:
+    numbers = measure(vol, seg, variant, timings)
+    trach = tracheal_air(vol.hu, seg.airway_grid, seg.stride)
+    return {
+        "schema_version": SCHEMA_VERSION, "biomarker": "emphysema", "version": __version__,
+        "variant": variant.name, "device": device, "input": _input_block(vol, path),
+        "definitions": {**DEFINITIONS, "segmentation_grid_stride": variant.stride}, **numbers,
+        "quality": quality_block(vol, seg, numbers, trach), "timings_s": timings,
+    }
+
+
 def run(path: Path, variant_name: str, device: str = "cpu", series_uid: str | None = None) -> tuple[dict[str, Any], CTVolume, Segmentation]:
-    """Quantify one CT; returns the report and the intermediates needed for the outputs."""
-    variant, be = VARIANTS[variant_name], get_backend(device)
-    timings: dict[str, float] = {}
+    """Quantify one CT without writing anything; returns the report and intermediates."""
+    variant, timings = VARIANTS[variant_name], {}
+    get_backend(device)  # fail on a missing GPU before spending time on loading
     t0 = time.perf_counter()
     vol = load_input(path, series_uid)
     timings["load"] = round(time.perf_counter() - t0, 3)
-    t = time.perf_counter()
-    seg = segment(vol.hu, vol.spacing, variant.stride, be)
-    timings["segmentation"] = round(time.perf_counter() - t, 3)
-    numbers = measure(vol, seg, variant, timings)
-    trach = tracheal_air(vol.hu, seg.airway_grid, seg.stride)
-    report = {
-        "schema_version": SCHEMA_VERSION, "biomarker": "emphysema", "version": __version__,
-        "variant": variant.name, "device": be.name, "input": _input_block(vol, path),
-        "definitions": {**DEFINITIONS, "segmentation_grid_stride": variant.stride}, **numbers,
-        "quality": quality_block(vol, seg, numbers, trach),
-        "timings_s": timings,
-    }
+    seg = _segment(vol, variant, device, timings)
+    report = _report(vol, seg, variant, device, path, timings)
+    _finish_meta(vol)
+    report["input"] = _input_block(vol, path)
     return report, vol, seg
 
 
 def quantify(path: Path, variant_name: str, out_dir: Path, device: str = "cpu", series_uid: str | None = None) -> dict[str, Any]:
     """Run and write report.json, lung_mask.nii.gz and qc.png atomically into out_dir."""
+    variant, timings = VARIANTS[variant_name], {}
+    get_backend(device)
     t0 = time.perf_counter()
-    report, vol, seg = run(path, variant_name, device, series_uid)
-    z_range = report.pop("_lung_z_range")
-    writers = {
-        "lung_mask.nii.gz": lambda p: write_mask_nifti(seg.labels, vol.affine, p),
-        "qc.png": lambda p: write_qc_png(vol.hu, seg.labels, vol.spacing, report, z_range, p),
-    }
-    writers.update(_dicom_writers(vol, seg, report))
-    t_out = time.perf_counter()
-
-    def final_report() -> dict[str, Any]:
-        now = time.perf_counter()
-        report["timings_s"]["outputs"] = round(now - t_out, 3)
-        report["timings_s"]["total"] = round(now - t0, 3)
-        return report
-
-    write_atomically(out_dir, writers, final_report)
+    vol = load_input(path, series_uid)
+    timings["load"] = round(time.perf_counter() - t0, 3)
+    seg = _segment(vol, variant, device, timings)
+    out = AtomicOutput(out_dir)
+    try:
+        t_out = time.perf_counter()
+        out.submit("lung_mask.nii.gz", lambda p: write_mask_nifti(seg.labels, vol.affine, p))  # overlaps metrics
+        report = _report(vol, seg, variant, device, path, timings)
+        z_range = report.pop("_lung_z_range")
+        out.submit("qc.png", lambda p: write_qc_png(vol.hu, seg.labels, vol.spacing, report, z_range, p))
+        for name, writer in _dicom_writers(vol, seg, report).items():
+            out.submit(name, writer)
+        _finish_meta(vol)
+        report["input"] = _input_block(vol, path)
+        out.publish(lambda: _final_timings(report, t0, t_out))
+    except BaseException:
+        out.abort()
+        raise
     return report
+
+
+def _final_timings(report: dict[str, Any], t0: float, t_out: float) -> dict[str, Any]:
+    now = time.perf_counter()
+    report["timings_s"]["outputs_and_metrics"] = round(now - t_out, 3)
+    report["timings_s"]["total"] = round(now - t0, 3)
+    return report
+
+
+def _finish_meta(vol: CTVolume) -> None:
+    """Resolve values computed in the background (the input file hash)."""
+    pending = vol.meta.get("sha256")
+    if hasattr(pending, "result"):
+        vol.meta["sha256"] = pending.result()
 
 
 def _dicom_writers(vol: CTVolume, seg: Segmentation, report: dict[str, Any]) -> dict[str, Any]:
