@@ -51,6 +51,10 @@ class Freeze(_Frozen):
     expires_at: datetime | None = None
     version: str | None = None
     cohort: str | None = None
+    # Recurring window (rollout freezes): active for `duration_s` after each `cron` match in `timezone`.
+    cron: str | None = None
+    duration_s: int | None = None
+    timezone: str | None = None
 
 
 class ReleaseState(_Frozen):
