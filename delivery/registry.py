@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -61,11 +62,20 @@ class Manifest:
         parsed: dict[str, Any] = json.loads(self.raw)
         return parsed
 
+    @property
+    def is_index(self) -> bool:
+        """Whether this is a manifest list / OCI index (it references manifests, not blobs)."""
+        return self.media_type in (OCI_INDEX, DOCKER_LIST) or "manifests" in self.json()
+
     def blob_digests(self) -> list[str]:
         """Config and layer digests referenced by an image manifest (empty for an index)."""
         doc = self.json()
         config = [doc["config"]["digest"]] if "config" in doc else []
         return config + [layer["digest"] for layer in doc.get("layers", [])]
+
+    def child_digests(self) -> list[str]:
+        """Digests of the platform manifests an index or manifest list references (empty for an image)."""
+        return [str(child["digest"]) for child in self.json().get("manifests", [])]
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ class RegistryClient:
         self._session = requests.Session()
         self._session.verify = verify
         self._basic = (username, password) if username and password else None
-        self._bearer: str | None = None
+        self._tokens: dict[str, str] = {}  # bearer tokens by repository (a token's scope is one repository)
         self._timeout = timeout
         self._requests = 0
         self._bytes_sent = 0
@@ -181,6 +191,33 @@ class RegistryClient:
             raise RegistryError(f"blob {digest} of {name} arrived corrupted")
         return data
 
+    def open_blob(self, name: str, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The blob's bytes as a stream of chunks (for copying between registries without holding it).
+
+        Raises:
+            NotFound: no such blob.
+            RegistryError: the stream ended with bytes of another digest.
+        """
+        response = self._request("GET", f"/v2/{_name(name)}/blobs/{digest}", stream=True)
+        hasher = hashlib.sha256()
+        with response:
+            for chunk in response.iter_content(chunk_size):
+                hasher.update(chunk)
+                yield chunk
+        if "sha256:" + hasher.hexdigest() != digest:
+            raise RegistryError(f"blob {digest} of {name} arrived corrupted")
+
+    def upload_blob_stream(self, name: str, digest: str, chunks: Iterable[bytes]) -> str:
+        """Upload a blob of known digest from a stream of chunks (one POST, one chunked PUT).
+
+        Raises:
+            RegistryError: refused, e.g. DIGEST_INVALID when the bytes do not match `digest`.
+        """
+        started = self._request("POST", f"/v2/{_name(name)}/blobs/uploads/")
+        self._request("PUT", _with_digest(started.headers["Location"], digest), data=self._counted(chunks),
+                      headers={"Content-Type": "application/octet-stream"})
+        return digest
+
     def upload_blob(self, name: str, data: bytes) -> str:
         """Upload a blob monolithically (POST then PUT); a no-op if it exists."""
         digest = sha256_digest(data)
@@ -201,35 +238,47 @@ class RegistryClient:
             self._request("DELETE", location, allow=(204, 404))
         return False
 
-    def _request(self, method: str, path: str, *, data: bytes | None = None,
-                 headers: dict[str, str] | None = None, allow: tuple[int, ...] = ()) -> requests.Response:
+    def _counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._bytes_sent += len(chunk)
+            yield chunk
+
+    def _request(self, method: str, path: str, *, data: bytes | Iterator[bytes] | None = None,
+                 headers: dict[str, str] | None = None, allow: tuple[int, ...] = (),
+                 stream: bool = False) -> requests.Response:
         url = urljoin(self.url + "/", path.lstrip("/")) if not path.startswith("http") else path
-        response = self._send(method, url, data, headers or {})
+        response = self._send(method, url, data, headers or {}, stream)
         if response.status_code == 401 and self._authenticate(response):
-            response = self._send(method, url, data, headers or {})
+            if not isinstance(data, bytes | None):
+                raise Unauthorized(f"the registry at {self.host} asked for a token in the middle of a stream",
+                                   status=401, hint="Run the command again; the token is now cached.")
+            response = self._send(method, url, data, headers or {}, stream)
         if response.status_code >= 400 and response.status_code not in allow:
             raise _error(method, path, response)
         return response
 
-    def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> requests.Response:
+    def _send(self, method: str, url: str, data: bytes | Iterator[bytes] | None, headers: dict[str, str],
+              stream: bool = False) -> requests.Response:
         headers = dict(headers)
-        if self._bearer:
-            headers["Authorization"] = f"Bearer {self._bearer}"
-        auth = (self._basic[0], self._basic[1].reveal()) if self._basic and not self._bearer else None
+        token = self._tokens.get(_scope_key(url))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        auth = (self._basic[0], self._basic[1].reveal()) if self._basic and not token else None
         self._requests += 1
-        self._bytes_sent += len(data or b"")
+        self._bytes_sent += len(data) if isinstance(data, bytes) else 0
         try:
             return self._session.request(method, url, data=data, headers=headers, auth=auth,
-                                         timeout=self._timeout, allow_redirects=True)
+                                         timeout=self._timeout, allow_redirects=True, stream=stream)
         except requests.RequestException as e:
             raise RegistryError(f"cannot reach the registry at {self.host} ({type(e).__name__})",
                                 hint="Check the registry address and that it is running.") from e
 
     def _authenticate(self, response: requests.Response) -> bool:
-        """Answer a Bearer challenge by fetching a token; basic auth needs no extra step."""
+        """Answer a Bearer challenge by fetching a token for its scope; basic auth needs no extra step."""
         challenge = response.headers.get("Www-Authenticate", "")
-        if not challenge.lower().startswith("bearer ") or self._bearer:
-            return False
+        key = _scope_key(response.request.url or "")
+        if not challenge.lower().startswith("bearer ") or key in self._tokens:
+            return False  # basic auth was refused, or a fresh token was: the credentials are wrong
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         auth = (self._basic[0], self._basic[1].reveal()) if self._basic else None
         self._requests += 1
@@ -237,12 +286,12 @@ class RegistryClient:
             token = self._session.get(params["realm"], params={k: v for k, v in params.items() if k != "realm"},
                                       auth=auth, timeout=self._timeout)
         except (requests.RequestException, KeyError) as e:
-            raise Unauthorized(f"cannot get a token from the registry at {self.host}") from e
+            raise Unauthorized(f"cannot get a token from the registry at {self.host}", status=401) from e
         if token.status_code != 200:
             raise _error("GET", "token", token)
         body = token.json()
-        self._bearer = str(body.get("token") or body.get("access_token") or "")
-        return bool(self._bearer)
+        self._tokens[key] = str(body.get("token") or body.get("access_token") or "")
+        return bool(self._tokens[key])
 
 
 def _error(method: str, path: str, response: requests.Response) -> RegistryError:
@@ -265,6 +314,12 @@ def _first_error(response: requests.Response) -> tuple[str, str]:
     if errors and isinstance(errors[0], dict):
         return str(errors[0].get("code", "")), str(errors[0].get("message", ""))
     return "", ""
+
+
+def _scope_key(url: str) -> str:
+    """The repository a request URL is about ("" for /v2/ and the catalog): bearer tokens are scoped to it."""
+    match = re.search(r"/v2/(.+?)/(?:manifests|blobs|tags)/", url)
+    return match.group(1) if match else ""
 
 
 def _next_link(response: requests.Response) -> str | None:

@@ -1,0 +1,112 @@
+"""Promotion against the real registry: by digest, no blob uploads, immutable tags, mounts, gates, audit."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from delivery.cli import main
+from delivery.release.connect import locations, verifier
+from delivery.release.copy import ReleaseTagConflict
+from delivery.release.promote import PromoteRequest, promote
+from tests.delivery.release.conftest import Release
+from tests.support.oci import LogMark, attest, push_image
+
+
+def _promote_cli(*args: str) -> int:
+    return main(["promote", *args])
+
+
+@pytest.mark.slow
+def test_a_300_mb_image_is_promoted_by_digest_without_uploading_a_blob(release: Release,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    release.write_environment()
+    repository = f"{release.prefix}/big"
+    manifest = push_image(release.client, repository, "1.0.0", size=300 * 2**20)
+    attest(release.client, repository, manifest.digest, release.keys)
+    mark = LogMark.now(release.registry.log_path)
+    started = time.monotonic()
+    assert _promote_cli("big", "1.0.0", "--to", "local", "--json") == 0
+    elapsed = time.monotonic() - started
+    result = json.loads(capsys.readouterr().out)
+    assert result["digest"] == manifest.digest and result["copy"]["method"] == "present"
+    assert _promote_cli("big", "1.0.0", "--to", "local", "--channel", "stable", "--from", "candidate") == 0
+    seen = mark.requests(repository)
+    uploads = [(m, uri) for m, uri in seen if "/blobs/" in uri and m in ("POST", "PUT", "PATCH")]
+    assert seen and uploads == []
+    assert not any(m == "GET" and "/blobs/" in uri and manifest.blob_digests()[1] in uri for m, uri in seen)
+    assert elapsed < 10, "a promotion must not depend on the image size"
+    channels = release.store.read("local", "big").state.channels
+    assert channels["candidate"].digest == channels["stable"].digest == manifest.digest
+
+
+def test_a_release_tag_is_never_moved_to_other_bytes_even_forced(release: Release) -> None:
+    env = release.environment()
+    target_env = release.environment(promote_from={"registry": release.registry.host,
+                                                   "repository_prefix": release.prefix + "-build"})
+    built = push_image(release.client, f"{release.prefix}-build/alpha", "2.0.0", seed="rebuilt")
+    push_image(release.client, env.repository("alpha"), "2.0.0", seed="original")
+    source, target = locations(target_env, "alpha")
+    request = PromoteRequest("alpha", "2.0.0", target_env, "candidate", force=True, reason="try to overwrite")
+    with pytest.raises(ReleaseTagConflict, match="already is"):
+        promote(request, source=source, target=target, store=release.store, audit=release.audit,
+                verify=verifier(release.keys.public))
+    assert release.client.head_manifest(env.repository("alpha"), "2.0.0") != built.digest
+    assert release.store.read("local", "alpha").state.channels == {}
+
+
+def test_cross_repository_promotion_mounts_every_blob_and_carries_the_attestation(release: Release) -> None:
+    build_prefix = release.prefix + "-build"
+    env = release.write_environment(promote_from={"registry": release.registry.host,
+                                                  "repository_prefix": build_prefix})
+    manifest = push_image(release.client, f"{build_prefix}/alpha", "1.2.0", size=2 * 2**20)
+    attest(release.client, f"{build_prefix}/alpha", manifest.digest, release.keys)
+    mark = LogMark.now(release.registry.log_path)
+    assert _promote_cli("alpha", "1.2.0", "--to", "local") == 0
+    seen = mark.requests(env.repository("alpha"))
+    mounts = [uri for m, uri in seen if m == "POST" and "mount=" in uri]
+    assert len(mounts) >= len(manifest.blob_digests())
+    assert not [uri for m, uri in seen if m in ("PUT", "PATCH") and "/blobs/uploads/" in uri]
+    assert release.client.head_manifest(env.repository("alpha"), "1.2.0") == manifest.digest
+    target_att = "sha256-" + manifest.digest.removeprefix("sha256:") + ".att"
+    assert release.client.head_manifest(env.repository("alpha"), target_att) is not None
+
+
+def test_gates_refuse_until_forced_with_a_reason_and_the_force_is_audited(
+        release: Release, capsys: pytest.CaptureFixture[str]) -> None:
+    env = release.write_environment()
+    manifest = push_image(release.client, env.repository("alpha"), "0.3.0")
+    assert _promote_cli("alpha", "0.3.0", "--to", "local") == 1
+    assert "has no attestation" in capsys.readouterr().err
+    attest(release.client, env.repository("alpha"), manifest.digest, release.keys, scan="failed")
+    assert _promote_cli("alpha", "0.3.0", "--to", "local") == 1
+    assert "passing vulnerability scan" in capsys.readouterr().err
+    assert _promote_cli("alpha", "0.3.0", "--to", "local", "--force") == 2
+    assert release.store.read("local", "alpha").state.channels == {}
+    assert _promote_cli("alpha", "0.3.0", "--to", "local", "--force", "--reason", "CVE is a false positive") == 0
+    events = release.audit.events(subject_prefix="local/alpha")
+    assert [e.action for e in events] == ["promote", "force"]
+    assert events[1].reason == "CVE is a false positive" and events[1].actor == "release-tester"
+    assert "scan" in events[1].details["bypassed"][0]
+
+
+def test_from_channel_requires_the_version_it_holds(release: Release, capsys: pytest.CaptureFixture[str]) -> None:
+    env = release.write_environment()
+    for version in ("1.0.0", "1.1.0"):
+        manifest = push_image(release.client, env.repository("alpha"), version)
+        attest(release.client, env.repository("alpha"), manifest.digest, release.keys)
+    assert _promote_cli("alpha", "1.0.0", "--to", "local") == 0
+    assert _promote_cli("alpha", "1.1.0", "--to", "local", "--channel", "stable", "--from", "candidate") == 1
+    assert "not what local:candidate holds" in capsys.readouterr().err
+    assert _promote_cli("alpha", "1.0.0", "--to", "local", "--channel", "stable", "--from", "candidate") == 0
+    assert release.store.read("local", "alpha").state.channels["stable"].version == "1.0.0"
+
+
+def test_a_freeze_window_blocks_promotion(release: Release, capsys: pytest.CaptureFixture[str]) -> None:
+    always = {"name": "always", "start": "00:00", "end": "24:00"}
+    env = release.write_environment(freeze_windows=[always], required_gates=[])
+    push_image(release.client, env.repository("alpha"), "1.0.0")
+    assert _promote_cli("alpha", "1.0.0", "--to", "local") == 1
+    assert "freeze window always" in capsys.readouterr().err
