@@ -1,0 +1,1 @@
+"""Execution clients: pinned submissions, paired canary runs, the execution ledger, recalls, triggers."""

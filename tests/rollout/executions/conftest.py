@@ -1,0 +1,66 @@
+"""Real-engine fixtures for execution tests: three builds of a busybox biomarker with real digests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from delivery.docker import DockerClient, RegistryAuth
+from delivery.localenv import RegistryHandle
+from delivery.registry import RegistryClient
+from delivery.release.state import SqliteReleaseStore
+from rollout.executions.ledger import Ledger
+from rollout.executions.local_docker import LocalDockerBackend
+from rollout.executions.manifests import FixedManifests
+from rollout.executions.pins import RegistryPinResolver
+from rollout.executions.routing import ReleaseStoreRouting
+from rollout.executions.submit import Submitter
+from tests.support.executions_builders import Built, build_biomarker, manifest
+
+NAME = "alpha"
+
+
+@dataclass(frozen=True)
+class Builds:
+    v1: Built  # reference numbers
+    v1_1: Built  # a different build with identical numbers
+    v2: Built  # numbers drift by a third: beyond every tolerance
+
+
+@pytest.fixture(scope="session")
+def builds(docker_client: DockerClient, busybox: Path, registry: RegistryHandle, registry_auth: RegistryAuth,
+           tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    work = tmp_path_factory.mktemp("biomarkers")
+    return Builds(
+        build_biomarker(docker_client, busybox, work, registry, registry_auth, NAME, "1.0.0", factor=3),
+        build_biomarker(docker_client, busybox, work, registry, registry_auth, NAME, "1.1.0", factor=3),
+        build_biomarker(docker_client, busybox, work, registry, registry_auth, NAME, "2.0.0", factor=4),
+    )
+
+
+@dataclass
+class World:
+    ledger: Ledger
+    store: SqliteReleaseStore
+    registry: RegistryClient
+    submitter: Submitter
+    tmp: Path
+
+
+def make_world(tmp: Path, docker_client: DockerClient, registry: RegistryHandle, auth: RegistryAuth,
+               *, paired: bool = True) -> World:
+    ledger = Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}")
+    store = SqliteReleaseStore(tmp / "release-state.sqlite")
+    client = RegistryClient(registry.url, registry.username, registry.password)
+    submitter = Submitter(ledger=ledger, store=store, resolver=RegistryPinResolver(client, store),
+                          routing=ReleaseStoreRouting(store), manifests=FixedManifests(manifest(NAME)),
+                          backend=LocalDockerBackend(docker_client, auth), shadow_root=tmp / "shadow", paired=paired)
+    return World(ledger, store, client, submitter, tmp)
+
+
+@pytest.fixture
+def world(tmp_path: Path, docker_client: DockerClient, registry: RegistryHandle, registry_auth: RegistryAuth,
+          builds: Builds) -> World:
+    return make_world(tmp_path, docker_client, registry, registry_auth)
