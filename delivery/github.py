@@ -79,6 +79,7 @@ class RemoteRepo:
     topics: tuple[str, ...]
     manifest: bytes | None = None
     has_jenkinsfile: bool = False
+    pushed_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,12 @@ class GitHubClient:
         if not data.get("organization"):
             raise GitHubError(f"GitHub organisation {org} was not found", status=404,
                               hint="Check --org and that the token may read it.")
-        conn = data["organization"]["repositories"]
-        info = conn.get("pageInfo") or {}
-        repos = tuple(_node_repo(n) for n in conn.get("nodes") or [] if n)
+        try:
+            conn = data["organization"]["repositories"]
+            info = conn.get("pageInfo") or {}
+            repos = tuple(_node_repo(n) for n in conn.get("nodes") or [] if n)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise GitHubError("GitHub sent a GraphQL answer of an unexpected shape") from e
         return RepoPage(repos, info.get("endCursor"), bool(info.get("hasNextPage")))
 
     def repo(self, org: str, name: str) -> RemoteRepo | None:
@@ -134,7 +138,10 @@ class GitHubClient:
         """
         data = self._graphql(REPO_QUERY, {"owner": org, "name": name}, missing_ok=True)
         node = data.get("repository")
-        return _node_repo(node) if node else None
+        try:
+            return _node_repo(node) if node else None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise GitHubError("GitHub sent a GraphQL answer of an unexpected shape") from e
 
     def org_repos(self, org: str) -> Iterator[RemoteRepo]:
         """Every repository of `org` via REST, page by page along the Link headers (conditional GETs).
@@ -150,23 +157,39 @@ class GitHubClient:
                 raise GitHubError(f"GitHub organisation {org} was not found", status=404,
                                   hint="Check --org and that the token may read it.")
             self._check(response, url)
-            yield from (_rest_repo(item) for item in json.loads(body))
+            try:
+                repos = [_rest_repo(item) for item in json.loads(body)]
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise GitHubError(f"GitHub sent a repository list of an unexpected shape ({url})") from e
+            yield from repos
             match = _LINK_NEXT.search(response.headers.get("link", ""))
             url = match.group(1) if match else None
 
-    def file(self, full_name: str, path: str, ref: str) -> bytes | None:
+    def file(self, full_name: str, path: str, ref: str, *, pushed_at: str = "") -> bytes | None:
         """The bytes of `path` at `ref`, or None when absent (conditional GET, cached on disk).
+
+        A 404 carries no ETag, so absence is cached against the repository's `pushed_at`: no push, no request.
 
         Raises:
             GitHubError: GitHub failed or refused, or sent a file it did not encode.
             RateLimitExceeded: the limit is spent for longer than the governor may wait.
         """
         url = f"/repos/{full_name}/contents/{path}?ref={urllib.parse.quote(ref, safe='')}"
+        absent = f"absent@{pushed_at}"
+        cached = self.cache.get(url)
+        if pushed_at and cached and cached[0] == absent:
+            return None
         response, body = self._conditional_get(url)
         if response.status == 404:
+            if pushed_at:
+                self.cache.put(url, absent, "")
             return None
         self._check(response, url)
-        return _decode_content(json.loads(body), full_name, path)
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            raise GitHubError(f"GitHub sent {full_name}/{path} as something that is not JSON") from e
+        return _decode_content(data, full_name, path)
 
     def close(self) -> None:
         """Close the connection pool and persist the ETag cache."""
@@ -187,15 +210,16 @@ class GitHubClient:
 
     def _conditional_get(self, url: str) -> tuple[ApiResponse, str]:
         cached = self.cache.get(url)
+        cached = cached if cached and not cached[0].startswith("absent@") else None
         headers = {"If-None-Match": cached[0]} if cached else {}
         response = self.governor.run("core", lambda: self._send("GET", url, headers=headers))
         if response.status == 304 and cached:
-            self.not_modified += 1  # a 304 costs no rate limit
-            return response, cached[1]
+            self.not_modified += 1  # a 304 costs no rate limit; it carries no Link header either
+            return ApiResponse(304, {**response.headers, "link": cached[2]}, cached[1]), cached[1]
         if response.status < 300:
             self.cost += 1
             if "etag" in response.headers:
-                self.cache.put(url, response.headers["etag"], response.body)
+                self.cache.put(url, response.headers["etag"], response.body, response.headers.get("link", ""))
         return response, response.body
 
     def _send(self, verb: str, url: str, *, headers: dict[str, str] | None = None,
@@ -244,6 +268,7 @@ def _rest_repo(item: dict[str, Any]) -> RemoteRepo:
     return RemoteRepo(
         item["name"], item["full_name"], item.get("default_branch") or "main", item.get("clone_url", ""),
         bool(item.get("archived")), bool(item.get("disabled")), tuple(item.get("topics") or ()),
+        pushed_at=str(item.get("pushed_at") or ""),
     )
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from delivery.errors import UsageError
 from delivery.scm.etagcache import EtagCache
-from delivery.scm.github_backend import Api
 from delivery.scm.local import LocalBackend
-from delivery.scm.model import Repository, ScanOptions, ScanResult, ScmBackend
+from delivery.scm.model import Api, Repository, ScanOptions, ScanResult, ScmBackend
 from delivery.scm.ratelimit import Clock, Governor, SystemClock
 from delivery.secrets import from_env
 

@@ -15,7 +15,7 @@ def default_path() -> Path:
 
 
 class EtagCache:
-    """URL → (ETag, body); `None` as path keeps it in memory only."""
+    """URL → (ETag, body, Link header); `None` as path keeps it in memory only."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -28,14 +28,14 @@ class EtagCache:
             if isinstance(loaded, dict):
                 self._entries = {k: v for k, v in loaded.items() if _is_entry(v)}
 
-    def get(self, url: str) -> tuple[str, str] | None:
-        """The cached (etag, body) of `url`, if any."""
+    def get(self, url: str) -> tuple[str, str, str] | None:
+        """The cached (etag, body, link) of `url`, if any."""
         entry = self._entries.get(url)
-        return (entry[0], entry[1]) if entry else None
+        return (entry[0], entry[1], entry[2]) if entry else None
 
-    def put(self, url: str, etag: str, body: str) -> None:
-        """Remember the answer to `url`."""
-        self._entries[url] = [etag, body]
+    def put(self, url: str, etag: str, body: str, link: str = "") -> None:
+        """Remember the answer to `url` (a 304 carries no Link header, so pagination is cached too)."""
+        self._entries[url] = [etag, body, link]
 
     def save(self) -> None:
         """Write the cache atomically (a crash leaves the old file whole)."""
@@ -49,4 +49,4 @@ class EtagCache:
 
 
 def _is_entry(value: object) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(isinstance(x, str) for x in value)
+    return isinstance(value, list) and len(value) == 3 and all(isinstance(x, str) for x in value)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 from delivery.github import GitHubClient, GitHubError, RemoteRepo
-from delivery.scm.model import JENKINSFILE, MANIFEST_FILE, Candidate, ScanOptions, ScanResult, Verdict, judge
+from delivery.scm.model import JENKINSFILE, MANIFEST_FILE, Api, Candidate, ScanOptions, ScanResult, Verdict, judge
 from delivery.scm.ratelimit import RateLimitExceeded
-
-Api = Literal["graphql", "rest"]
 
 
 @dataclass
@@ -77,12 +74,13 @@ class GitHubBackend:
         if self.api == "graphql":
             return judge(self._candidate(repo, repo.manifest, repo.has_jenkinsfile))
         try:
-            manifest = self.client.file(repo.full_name, MANIFEST_FILE, repo.default_branch)
+            manifest = self.client.file(repo.full_name, MANIFEST_FILE, repo.default_branch, pushed_at=repo.pushed_at)
             verdict = judge(self._candidate(repo, manifest, False))
             if verdict.repository is None or verdict.repository.manifest.pipeline != "custom":
                 return verdict
             # Only custom pipelines need to know about their Jenkinsfile; generated ones never read it.
-            jenkinsfile = self.client.file(repo.full_name, JENKINSFILE, repo.default_branch) is not None
+            found = self.client.file(repo.full_name, JENKINSFILE, repo.default_branch, pushed_at=repo.pushed_at)
+            jenkinsfile = found is not None
             return judge(self._candidate(repo, manifest, jenkinsfile))
         except GitHubError as e:
             if isinstance(e, RateLimitExceeded):
@@ -94,6 +92,7 @@ class GitHubBackend:
         return Candidate(self.org, repo.name, repo.default_branch, repo.clone_url, manifest, jenkinsfile, repo.topics)
 
     def _result(self, tally: _Tally) -> ScanResult:
+        self.client.cache.save()  # even a partial scan leaves its ETags for the next one
         repos = tuple(v.repository for v in tally.repos if v.repository is not None)
         invalid = tuple(v.name for v in tally.repos if v.invalid)
         problems = tuple(p for v in tally.repos for p in v.problems)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from delivery.errors import ManifestError
 from delivery.manifest import parse_manifest
 from delivery.manifest.model import Biomarker
 
+Api = Literal["graphql", "rest"]
 MANIFEST_FILE = "biomarker.yaml"
 JENKINSFILE = "Jenkinsfile"
 # Jenkins item names and GitHub repository names share this safe alphabet; anything else is refused.
