@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from delivery import clikit
-from delivery.commands import base_image, ci, keys, local, manifest, pipelines, scan, verify
+from delivery.commands import (
+    base_image,
+    ci,
+    env,
+    gc,
+    keys,
+    local,
+    manifest,
+    pipelines,
+    promote,
+    resolve,
+    scan,
+    verify,
+    yank,
+)
 
 DESCRIPTION = """\
 Deliver containerised imaging biomarkers from their repositories to a registry.
@@ -24,7 +38,7 @@ examples:
 Run `delivery COMMAND --help` for the options of each command.
 """
 
-COMMANDS = (manifest, scan, pipelines, local, base_image, ci, verify, keys)
+COMMANDS = (manifest, scan, pipelines, promote, resolve, local, base_image, ci, verify, keys, yank, gc, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

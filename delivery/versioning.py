@@ -26,6 +26,7 @@ from delivery.errors import UsageError
 Version = semver.Version
 
 _PARTIAL = re.compile(r"^v?(?P<major>\d+|[xX*])(?:\.(?P<minor>\d+|[xX*]))?(?:\.(?P<patch>\d+|[xX*]))?$")
+RESERVED_SUFFIXES = (".yank", ".att", ".sig", ".sbom")
 _COMPARATOR = re.compile(r"^(?P<op>>=|<=|>|<|=|~|\^)?\s*(?P<version>\S+)$")
 _OPS: dict[str, Callable[[Version, Version], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq,
@@ -54,8 +55,11 @@ def tag_of(version: Version) -> str:
 
 
 def version_of_tag(tag: str) -> Version | None:
-    """The version a registry tag names, or None for other tags (`latest`, `sha256-….att`, `1.0.0.yank`)."""
-    if tag.count("_") > 1 or tag.startswith("v"):
+    """The version a registry tag names, or None for other tags (`latest`, `sha256-….att`, `1.0.0.yank`).
+
+    `1.0.0-rc.1.yank` would be valid semver: the `.yank`/`.att`/`.sig` suffixes are reserved for records.
+    """
+    if tag.count("_") > 1 or tag.startswith("v") or tag.endswith(RESERVED_SUFFIXES):
         return None
     return parse_version(tag.replace("_", "+"))
 

@@ -11,6 +11,7 @@ from delivery.environments import Environment
 from delivery.errors import DeliveryError, UsageError
 from delivery.provenance import ProvenanceError, VerifiedProvenance, attestation_tag
 from delivery.release.copy import CopyReport, Location, copy_artifact, copy_image
+from delivery.release.resolve import active_freezes
 from delivery.release.state import ChannelPin, ConflictError, ReleaseState, ReleaseStore
 from delivery.release.yank import yank_tag
 from delivery.versioning import require_version, tag_of
@@ -100,8 +101,7 @@ def _checks(request: PromoteRequest, source: Location, tag: str, digest: str, st
     if window is not None:
         problems.append(f"{env.name} is in freeze window {window.name} ({window.start}-{window.end} {window.timezone})")
     state = store.read(env.name, request.name).state
-    problems += [f"freeze {f.id} by {f.owner}: {f.reason}" for f in state.freezes
-                 if f.cohort is None and (f.expires_at is None or f.expires_at > now) and f.created_at <= now]
+    problems += [f"freeze {f.id} by {f.owner}: {f.reason}" for f in active_freezes(state.freezes, now)]
     if source.client.head_manifest(source.repository, yank_tag(tag)) is not None:
         problems.append(f"{request.version} is yanked")
     provenance, gate_problems = _gates(env, source, digest, verify)

@@ -156,11 +156,18 @@ def _by_range(spec: str, registry: RegistryView, release: ReleaseView, now: date
     return _answer(registry, versions[best], f"highest non-yanked version satisfying {spec}", warnings)
 
 
+def active_freezes(freezes: Sequence[Freeze], now: datetime) -> list[Freeze]:
+    """Environment-wide one-off freezes in force at `now`.
+
+    Cohort freezes concern executions, not pins; recurring (`cron`) freezes are the rollout controller's.
+    """
+    return [f for f in freezes if f.cohort is None and f.cron is None and f.created_at <= now
+            and (f.expires_at is None or f.expires_at > now)]
+
+
 def _frozen(release: ReleaseView, now: datetime) -> Freeze | None:
-    """The newest active environment-wide freeze (cohort freezes concern executions, not pins)."""
-    active = [f for f in release.freezes
-              if f.cohort is None and f.created_at <= now and (f.expires_at is None or f.expires_at > now)]
-    return max(active, key=lambda f: f.created_at, default=None)
+    """The newest active freeze: its version pin, if any, wins."""
+    return max(active_freezes(release.freezes, now), key=lambda f: f.created_at, default=None)
 
 
 def _freeze_answer(frozen: Freeze, registry: RegistryView) -> Resolution:

@@ -96,3 +96,21 @@ def read_yanks(client: RegistryClient, repository: str, tags: Iterable[str]) -> 
         if record is not None:
             out[version_tag] = record
     return out
+
+
+def yank_version(client: RegistryClient, repository: str, version_tag: str, reason: str, actor: str,
+                 now: datetime) -> tuple[YankRecord, bool]:
+    """Record a yank of `repository:version_tag` (idempotent); returns (record, whether it was new).
+
+    Raises:
+        NotFound: no such version.
+    """
+    existing = read_yanks(client, repository, [yank_tag(version_tag)])
+    if version_tag in existing:
+        return existing[version_tag], False
+    digest = client.head_manifest(repository, version_tag)
+    if digest is None:
+        raise NotFound(f"{client.host}/{repository} has no version {version_tag}", status=404)
+    record = YankRecord(version_tag.replace("_", "+"), digest, reason, actor, now)
+    write_yank(client, repository, version_tag, record)
+    return record, True
