@@ -12,6 +12,7 @@ import pydicom
 from .errors import EmphysemaError
 from .volume import HU_FLOOR, CTVolume, to_hu_int16
 
+NON_IMAGE_MODALITIES = {"SR", "PR", "KO", "DOC", "REG", "RTSTRUCT", "RTPLAN", "RTDOSE"}
 SKIP_SUFFIXES = {".txt", ".json", ".xml", ".md", ".csv", ".png", ".jpg", ".jpeg", ".pdf", ".nii", ".gz"}
 
 
@@ -52,7 +53,9 @@ def group_series(folder: Path) -> dict[str, list[SliceHeader]]:
     for path in _list_files(folder):
         h = _read_header(path)
         if "Rows" not in h.ds:
-            continue  # not an image (SR, presentation state) stored next to the slices
+            if str(h.ds.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
+                continue  # reports or presentation states stored next to the slices
+            raise EmphysemaError(f"The file {path.name} has no image header; it is probably truncated or corrupt.")
         if not _is_localizer(h.ds):
             groups[str(h.ds.get("SeriesInstanceUID", "unknown"))].append(h)
     if not groups:

@@ -128,11 +128,15 @@ def _midline_x(g: Any, be: Backend) -> float:
 
 
 def upsample(a: Any, s: int, shape: tuple[int, ...], xp: Any) -> Any:
-    """Nearest-neighbour upsampling of a strided grid (full index j ↔ grid index j // s)."""
+    """True nearest-neighbour upsampling of a strided grid: full index j takes the sample at round(j / s).
+
+    Plain repetition (j // s) would shift the mask by half a coarse voxel and cost ~1 % Dice.
+    """
     out = a
-    for ax in range(a.ndim):
-        out = xp.repeat(out, s, axis=ax)
-    return out[tuple(slice(0, n) for n in shape)]
+    for ax, n in enumerate(shape):
+        idx = xp.minimum((xp.arange(n) + s // 2) // s, a.shape[ax] - 1)
+        out = xp.take(out, idx, axis=ax)
+    return out
 
 
 def fill_slices(m: Any, be: Backend) -> Any:
