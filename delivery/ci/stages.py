@@ -156,7 +156,7 @@ def _run_tests(env: StageEnv, options: Options, *, gpu: bool) -> Outcome:
     reports.mkdir(parents=True, exist_ok=True)
     reports.chmod(0o777)  # the image's (non-root) user writes its reports here
     try:
-        outcome = env.docker.run_job(test_job(env, _built_image(env)["id"], tuple(command), reports, gpu=gpu))
+        outcome = env.docker.run_job(confined_container(env, _built_image(env)["id"], tuple(command), reports, gpu=gpu))
     except NoGpuRuntime as e:
         if options.allow_no_gpu:
             return Outcome("skipped", f"no GPU runtime on this agent (--allow-no-gpu): {e.message}")
@@ -170,7 +170,8 @@ def _run_tests(env: StageEnv, options: Options, *, gpu: bool) -> Outcome:
     return Outcome("passed", f"tests passed ({path.name})", details, outcome.log_tail[-3:])
 
 
-def test_job(env: StageEnv, image: str, command: tuple[str, ...], reports: Path, *, gpu: bool) -> ContainerJob:
+def confined_container(env: StageEnv, image: str, command: tuple[str, ...], reports: Path, *,
+                       gpu: bool) -> ContainerJob:
     """The confined container a test stage runs: limits from the largest variant, test data read-only."""
     variants = env.manifest.variants.values()
     memory_mb = max(v.resources.memory_mb for v in variants)
