@@ -110,7 +110,7 @@ def build(env: StageEnv, options: Options) -> Outcome:
     if dockerfile.startswith(".."):  # outside the context: send it inside, like the docker CLI does
         extra[".delivery.Dockerfile"] = (env.repo / spec.dockerfile).read_bytes()
         dockerfile = ".delivery.Dockerfile"
-    args = {**spec.args, "BUILD_CA_BUNDLE": CA_FILE}
+    args = {**spec.args, "PIP_CERT_BUNDLE": CA_FILE}
     if options.base_image:
         args["BASE_IMAGE"] = options.base_image
     tag = f"{env.manifest.image}:build-{env.context.commit[:12]}"
