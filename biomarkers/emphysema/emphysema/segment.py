@@ -142,7 +142,7 @@ def upsample(a: Any, s: int, shape: tuple[int, ...], xp: Any) -> Any:
 def fill_slices(m: Any, be: Backend) -> Any:
     """Fill holes (vessels) in each axial slice with one in-plane labelling instead of a slice loop."""
     xp = be.xp
-    s = xp.zeros((3, 3, 3), dtype=bool)
+    s = np.zeros((3, 3, 3), dtype=bool)  # host array: scipy and cupyx both accept a NumPy structure
     s[1, 1, :] = True
     s[1, :, 1] = True
     lab, n = be.ndi.label(~m, structure=s)
