@@ -13,7 +13,7 @@ from delivery.errors import DeliveryError
 from delivery.manifest.model import Biomarker, duration_seconds
 from delivery.release.state import ReleaseStore
 from rollout.executions.backend import Backend, Outcome
-from rollout.executions.equivalence import Comparison, compare
+from rollout.executions.equivalence import Comparison, compare, flatten
 from rollout.executions.ledger import Ledger, StoredComparison
 from rollout.executions.manifests import ManifestSource, pick_variant
 from rollout.executions.model import (
@@ -26,7 +26,7 @@ from rollout.executions.model import (
     Resolved,
     Route,
 )
-from rollout.executions.pins import PinResolver, binding_freeze, frozen_spec
+from rollout.executions.pins import PinResolver, binding_freeze, environment_frozen, frozen_spec
 from rollout.executions.routing import RoutingSource, choose_track
 from rollout.executions.sandbox import (
     COMPARISON,
@@ -110,7 +110,7 @@ class Submitter:
             rule = f"freeze {freeze.id} of {scope} at {freeze.version} (asked {request.spec}; {resolved.rule})"
             return [make(primary_id, replace(resolved, rule=rule), "stable")]
         track, rollout_id = "stable", None
-        if request.spec == "stable":
+        if request.spec == "stable" and not environment_frozen(state, self._clock()):
             routing = self._routing.routing(request.environment, request.biomarker)
             track, rollout_id = choose_track(routing, identity), routing.rollout_id
         if track == "stable":
@@ -194,14 +194,16 @@ class Submitter:
         if not (primary.succeeded and shadow.succeeded):
             return None
         try:
-            result = compare(read_report(Path(primary.record.output_path)),
-                             read_report(Path(shadow.record.output_path)), manifest.rollout.gates.equivalence)
+            stable = read_report(Path(primary.record.output_path))
+            candidate = read_report(Path(shadow.record.output_path))
         except ExecutionError as e:
             self.ledger.append(shadow.id, "comparison_failed", {"reason": e.message})
             return None
+        result = compare(stable, candidate, manifest.rollout.gates.equivalence)
         document = {"stable_execution_id": primary.id, "candidate_execution_id": shadow.id,
                     "stable_version": primary.record.version, "candidate_version": shadow.record.version,
-                    "input_identity": primary.record.input_identity, **result.as_json()}
+                    "input_identity": primary.record.input_identity, **result.as_json(),
+                    "stable_metrics": flatten(stable), "candidate_metrics": flatten(candidate)}
         self.ledger.record_comparison(StoredComparison(
             self._clock(), primary.record.biomarker, primary.id, shadow.id, primary.record.version,
             shadow.record.version, result.passed, document))

@@ -141,3 +141,14 @@ def study(folder: Path, *numbers: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "study.txt").write_text("".join(f"{n}\n" for n in numbers), encoding="utf-8")
     return folder
+
+
+class RecordingRollback:
+    """A `Rollback` that remembers what it was asked (the CLI wires the controller's)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def rollback(self, biomarker: str, version: str, reason: str) -> list[str]:
+        self.calls.append((biomarker, version, reason))
+        return [f"rolled back {biomarker} {version} in test-env"]
