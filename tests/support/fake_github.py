@@ -87,7 +87,7 @@ class LoopbackServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def count(self, method: str | None = None, contains: str = "") -> int:
@@ -269,7 +269,8 @@ class FakeGitHub:
         query, variables = str(payload.get("query", "")), payload.get("variables") or {}
         rate = {"cost": 1, "remaining": self.limits["graphql"].remaining - 1, "resetAt": "2030-01-01T00:00:00Z"}
         if "organization(" in query:
-            data: dict[str, Any] = {"organization": {"repositories": self._org_connection(variables)}, "rateLimit": rate}
+            connection = self._org_connection(variables)
+            data: dict[str, Any] = {"organization": {"repositories": connection}, "rateLimit": rate}
             if variables.get("org") != self.org:
                 return self._charge("graphql", _json(200, {"data": {"organization": None, "rateLimit": rate},
                     "errors": [{"type": "NOT_FOUND", "path": ["organization"],

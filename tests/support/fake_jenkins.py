@@ -73,6 +73,8 @@ class FakeJenkins:
         item = self.items.get(name) if name else None
         if name and item is None:
             return Reply(404, b"<html>Not Found</html>")
+        if method == "GET" and action == "":
+            return Reply(200, b"<html>Jenkins</html>", {"Content-Type": "text/html", "X-Jenkins": "2.452.1"})
         if method == "GET" and action == "api/json":
             return _json(self._info(name, item, query.get("tree", "")))
         if method == "POST" and action == "createItem":

@@ -47,7 +47,8 @@ def test_git_repository_reports_its_checked_out_branch(tmp_path: Path) -> None:
 
 def test_include_and_exclude_globs(tmp_path: Path) -> None:
     backend = open_backend(BackendSpec(f"local:{_org(tmp_path)}"))
-    assert [r.name for r in backend.scan(ScanOptions(include=("a*", "b*"), exclude=("beta",))).repositories] == ["alpha"]
+    result = backend.scan(ScanOptions(include=("a*", "b*"), exclude=("beta",)))
+    assert [r.name for r in result.repositories] == ["alpha"]
 
 
 def test_scan_one_sees_only_that_repository_and_nothing_when_gone(tmp_path: Path) -> None:
