@@ -18,6 +18,7 @@ from delivery.commands import (
     resolve,
     scan,
     verify,
+    webhook,
     yank,
 )
 
@@ -34,11 +35,12 @@ examples:
   delivery manifest schema --check
   delivery scan --org local:biomarkers
   delivery pipelines render --org local:biomarkers --out out/pipelines
+  delivery pipelines apply --org acme --jenkins-url https://ci.example.com
 
 Run `delivery COMMAND --help` for the options of each command.
 """
 
-COMMANDS = (manifest, scan, pipelines, promote, resolve, local, base_image, ci, verify, keys, yank, gc, env)
+COMMANDS = (manifest, scan, pipelines, webhook, promote, resolve, local, base_image, ci, verify, keys, yank, gc, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

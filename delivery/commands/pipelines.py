@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prune.add_argument("--delete", action="store_true", help="delete instead of disabling (loses build history)")
     for parser in (render, plan, apply, prune):
         add_org_arguments(parser)
-        _add_settings(parser)
+        add_settings_arguments(parser)
         clikit.add_json_flag(parser)
     for parser in (plan, apply, prune):
         add_jenkins_arguments(parser)
@@ -76,7 +76,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
                     args.signing_credentials_id, args.agent_label)
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The rendering settings: credential ids and the agent label."""
     defaults = Settings()
     parser.add_argument("--github-credentials-id", default=defaults.github_credentials_id, metavar="ID",
                         help="Jenkins credential id jobs use to read GitHub")

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from delivery.errors import DeliveryError
 from delivery.jenkins import JobSummary
 from delivery.pipelines import marker
-from delivery.pipelines.render import RenderedFolder, RenderedJob
-from delivery.scm.model import ScanResult
+from delivery.pipelines.render import RenderedFolder, RenderedJob, Settings, render_all, render_folder
+from delivery.scm.model import ScanResult, ScmBackend
 
 
 class Jenkins(Protocol):
@@ -99,10 +99,14 @@ def apply(jenkins: Jenkins, the_plan: Plan, progress: Callable[[str], None]) -> 
 
 
 def prune(
-    jenkins: Jenkins, the_plan: Plan, scan: ScanResult, *, delete: bool, progress: Callable[[str], None]
+    jenkins: Jenkins, the_plan: Plan, scan: ScanResult, *, delete: bool, progress: Callable[[str], None],
+    single: bool = False,
 ) -> int:
-    """Disable (or delete) owned jobs whose repository is gone; refuses after a partial or empty scan."""
-    _refuse_unsafe(scan, the_plan)
+    """Disable (or delete) owned jobs whose repository is gone; refuses after a partial or empty scan.
+
+    `single`: the scan looked at one repository only (a webhook), so an empty answer means that one is gone.
+    """
+    _refuse_unsafe(scan, the_plan, single=single)
     done = 0
     for orphan in the_plan.orphans:
         owner = marker.parse(orphan.description)
@@ -121,13 +125,24 @@ def prune(
     return done
 
 
-def _refuse_unsafe(scan: ScanResult, the_plan: Plan) -> None:
+def sync_repository(
+    backend: ScmBackend, jenkins: Jenkins, settings: Settings, name: str, progress: Callable[[str], None]
+) -> int:
+    """Rescan one repository and bring its job in step: create, update, or disable when it is gone."""
+    scan = backend.scan_one(name)
+    jobs = render_all(scan.repositories, settings)
+    the_plan = plan(jenkins, render_folder(backend.org, settings), jobs, scope=frozenset({name}))
+    written = apply(jenkins, the_plan, progress)
+    return written + prune(jenkins, the_plan, scan, delete=False, progress=progress, single=True)
+
+
+def _refuse_unsafe(scan: ScanResult, the_plan: Plan, *, single: bool) -> None:
     if not scan.complete:
         raise DeliveryError(
             f"refusing to prune: the scan of {scan.org} was partial ({'; '.join(scan.errors) or 'rate-limited'})",
             hint="Nothing was disabled or deleted. Run the scan again when GitHub answers fully.",
         )
-    if not scan.names() and the_plan.orphans:
+    if not single and not scan.names() and the_plan.orphans:
         raise DeliveryError(
             f"refusing to prune: the scan of {scan.org} found no biomarker repositories at all",
             hint="An empty scan never empties Jenkins; check --org and the token, or delete jobs by hand.",
