@@ -76,8 +76,11 @@ def build_base_image(spec: BaseImageSpec, target: str, docker: DockerClient, reg
         progress(f"{target} already holds base {key} ({remote}); nothing to do")
         return BaseImageResult(target, remote, key, ("registry hit",))
     steps: list[str] = []
-    local = docker.find(target)
-    if local is None or local.labels.get(KEY_LABEL) != key:
+    local = docker.find_labelled(KEY_LABEL, key)  # re-importing would make a new image id and void build caches
+    if local:
+        docker.tag(local, repository, tag)
+        steps.append("local image reused")
+    else:
         tar = cached_rootfs(spec, ca_bundle, progress, steps)
         progress(f"importing {tar.name}")
         docker.import_tar(tar, repository, tag, spec.changes())
@@ -107,13 +110,15 @@ def cached_rootfs(spec: BaseImageSpec, ca_bundle: bytes, progress: Progress, ste
         steps.append("rootfs cached")
         return tar
     root = folder / f"{spec.key()}.rootfs"
-    shutil.rmtree(root, ignore_errors=True)
+    _remove_root(root)
     try:
         progress(f"debootstrap {spec.suite} ({', '.join(spec.packages)}) from {spec.mirror}")
         _sh(["debootstrap", f"--variant={spec.variant}", f"--include={','.join(spec.packages)}", spec.suite,
              str(root), spec.mirror])
         _python_env(spec, root, ca_bundle, progress)
         _strip(root)
+        if mounted := _mounts_under(root):
+            raise BaseImageError(f"{', '.join(mounted)} still mounted after debootstrap; refusing to pack it")
         partial = tar.with_suffix(".partial")
         _sh(["tar", "--sort=name", f"--mtime=@{SOURCE_DATE_EPOCH}", "--clamp-mtime", "--numeric-owner", "--xattrs",
              "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "-C", str(root), "-cf",
@@ -121,8 +126,28 @@ def cached_rootfs(spec: BaseImageSpec, ca_bundle: bytes, progress: Progress, ste
         partial.replace(tar)
         steps.append("debootstrapped")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_root(root)
     return tar
+
+
+def _remove_root(root: Path) -> None:
+    """Delete a debootstrap root, but never across a mount (a failed run can leave /proc or a /dev bind inside)."""
+    if not root.exists():
+        return
+    for mount in _mounts_under(root):
+        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+    left = _mounts_under(root)
+    if left:
+        raise BaseImageError(f"{root} still has mounts ({', '.join(left)}); not deleting it",
+                             hint="Unmount them by hand, then delete the folder.")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve()) + "/"
+    lines = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
 def _python_env(spec: BaseImageSpec, root: Path, ca_bundle: bytes, progress: Progress) -> None:

@@ -1,0 +1,55 @@
+"""End to end: the emphysema image on a debootstrapped base, its own tests inside it, pushed with its semver tag
+and attested, all through `delivery ci run`. Slow the first time (debootstrap + pip); caches make reruns fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from delivery.cli import main
+from delivery.config import registry_settings
+from delivery.localenv import RegistryHandle
+from delivery.provenance import verify_image
+from tests.support.ci_repo import GIT_ENV, git
+from tests.support.real import missing, need_binary
+
+EMPHYSEMA = Path(__file__).resolve().parents[3] / "biomarkers" / "emphysema"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_emphysema_through_ci_run(ci_env: RegistryHandle, docker_client: object, keys: tuple[Path, Path],
+                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    need_binary("debootstrap", "debootstrap")
+    if os.geteuid() != 0:
+        missing("root", "debootstrap needs root to build the base image")
+    if not (EMPHYSEMA / "Dockerfile").exists():
+        missing("emphysema Dockerfile", "biomarkers/emphysema/Dockerfile is not there yet")
+    base = f"{ci_env.host}/base/python:bookworm"
+    assert main(["base-image", "build", "--suite", "bookworm", "--with", "python3,python3-venv,ca-certificates",
+                 "--venv", "/opt/venv", "--push", base]) == 0
+
+    repo = tmp_path / "emphysema"
+    shutil.copytree(EMPHYSEMA, repo, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", ".delivery",
+                                                                    ".pytest_cache", "build"))
+    version = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["version"]
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "emphysema")
+    git(repo, "tag", f"v{version}")
+    assert GIT_ENV  # the commit above used a fixed identity
+
+    code = main(["ci", "run", str(repo), "--base-image", base, "--key", str(keys[0]), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    summary = json.loads(captured.out)
+    results = {s["name"]: s["status"] for s in summary["stages"]}
+    assert results["build"] == results["test"] == results["scan"] == results["push"] == results["attest"] == "passed"
+    assert summary["push"]["tag"] == version
+    verified = verify_image(registry_settings().client(), "biomarkers/emphysema", summary["push"]["digest"], keys[1])
+    assert verified.test_passed and verified.scan_passed and verified.ref == f"refs/tags/v{version}"
