@@ -21,6 +21,7 @@ class Outcome:
     gpu: str | None = None
     log_tail: tuple[str, ...] = ()
     reason: str = ""
+    lost_nodes: tuple[str, ...] = ()  # nodes lost mid-run whose allocation the scheduler already replaced
 
 
 class Backend(Protocol):

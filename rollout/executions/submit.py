@@ -164,6 +164,8 @@ class Submitter:
         if job_id is None:
             return self.ledger.get(item.record.id)
         outcome = self.backend.wait(job_id, item.job)
+        for node in outcome.lost_nodes:
+            self.ledger.append(item.record.id, "lost", {"node": node, "reason": "node lost; retried once"})
         if outcome.status == "lost":
             outcome = self._retry_lost(item, outcome)
         self._finish(item, outcome)

@@ -1,0 +1,134 @@
+"""Executions on the fake Nomad: idempotent dispatch, the right parent per route, node loss retried once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from delivery.release.state import ChannelPin, SqliteReleaseStore
+from rollout.executions.ledger import Ledger
+from rollout.executions.manifests import FixedManifests
+from rollout.executions.model import ExecutionError, ExecutionRequest
+from rollout.executions.nomad import NomadBackend
+from rollout.executions.routing import ReleaseStoreRouting
+from rollout.executions.submit import Submitter
+from rollout.nomad import NomadClient, NomadSettings
+from tests.support.executions_builders import manifest, study
+from tests.support.executions_nomad import DIGESTS, IMAGE, FixedPins, register_tracks
+from tests.support.fake_nomad import FakeNomad
+
+ENV = "cluster"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNomad]:
+    with FakeNomad() as nomad:
+        yield nomad
+
+
+@pytest.fixture
+def client(fake: FakeNomad) -> NomadClient:
+    return NomadClient(NomadSettings(address=fake.address))
+
+
+def _submitter(tmp: Path, client: NomadClient, store: SqliteReleaseStore) -> Submitter:
+    return Submitter(ledger=Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}"), store=store, resolver=FixedPins(store),
+                     routing=ReleaseStoreRouting(store), manifests=FixedManifests(manifest("alpha")),
+                     backend=NomadBackend(client, poll_s=0.01), shadow_root=tmp / "shadow")
+
+
+def _channels(store: SqliteReleaseStore, weight: int = 0) -> None:
+    now = datetime.now(UTC)
+    pins = {name: ChannelPin(version=v, digest=DIGESTS[v], image=IMAGE, moved_at=now, moved_by="t")
+            for name, v in (("stable", "1.0.0"), ("candidate", "2.0.0"))}
+    current = store.read(ENV, "alpha")
+    store.write(current.state.model_copy(update={"channels": pins, "rollout": {"id": "r7", "weight": weight}}),
+                current.index)
+
+
+def _request(tmp: Path, spec: str, request_id: str | None = None, n: int = 1) -> ExecutionRequest:
+    return ExecutionRequest(biomarker="alpha", spec=spec, input_path=study(tmp / "in" / str(n), n),
+                            output_path=tmp / "out" / str(n), environment=ENV, request_id=request_id)
+
+
+def test_a_retried_submit_dispatches_once(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0")
+    fake.batch_outcome[f"{IMAGE}@{DIGESTS['1.0.0']}"] = "complete"
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    first = submitter.submit(_request(tmp_path, "1.0.0", request_id="accession-17"), wait=False)
+    again = submitter.submit(_request(tmp_path, "1.0.0", request_id="accession-17"))
+    children = [j for j in fake.state.jobs.values() if j.get("ParentID") == "alpha-fast"]
+    assert len(children) == 1 and first.id == again.id
+    assert again.status == "succeeded" and again.latest("backend_job_id") == children[0]["ID"]
+    assert children[0]["Meta"]["execution_id"] == first.id
+    assert children[0]["Meta"]["study"] == str((tmp_path / "in" / "1").resolve())
+
+
+def test_each_route_dispatches_its_parent(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0", "2.0.0")
+    for version in DIGESTS:
+        fake.batch_outcome[f"{IMAGE}@{DIGESTS[version]}"] = "complete"
+    store = SqliteReleaseStore(tmp_path / "rs.sqlite")
+    _channels(store, weight=100)
+    submission = _submitter(tmp_path, client, store).run(_request(tmp_path, "stable"))
+    assert submission.shadow is not None
+    parents = {submission.execution.latest("backend_job_id").split("/")[0],
+               submission.shadow.latest("backend_job_id").split("/")[0]}
+    assert parents == {"alpha-fast", "alpha-fast-canary"}
+    assert submission.shadow.latest("backend_job_id").startswith("alpha-fast-canary/dispatch-")
+
+
+def test_a_pin_the_cluster_does_not_run_is_refused(tmp_path: Path, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0")
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    with pytest.raises(ExecutionError, match="not the pinned"):
+        submitter.submit(_request(tmp_path, "2.0.0"))
+
+
+def test_node_loss_is_reported_and_retried_once(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0")
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(submitter.submit(_request(tmp_path, "1.0.0"))))
+    worker.start()
+    alloc = _first_alloc(fake, "alpha-fast/")
+    fake.batch_outcome[f"{IMAGE}@{DIGESTS['1.0.0']}"] = "complete"  # the replacement finishes
+    fake.lose_node(alloc["NodeID"])
+    worker.join(timeout=30)
+    execution = result[0]
+    assert execution.status == "succeeded"  # type: ignore[attr-defined]
+    kinds = [e.kind for e in execution.events]  # type: ignore[attr-defined]
+    assert kinds.count("lost") == 1 and kinds[-1] == "succeeded"
+    assert execution.latest("node") != alloc["NodeID"]  # type: ignore[attr-defined]
+
+
+def test_a_second_node_loss_fails_the_execution(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0")
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(submitter.submit(_request(tmp_path, "1.0.0"))))
+    worker.start()
+    first = _first_alloc(fake, "alpha-fast/")
+    fake.lose_node(first["NodeID"])
+    second = _first_alloc(fake, "alpha-fast/", other_than=first["ID"])
+    fake.lose_node(second["NodeID"])
+    worker.join(timeout=30)
+    assert result[0].status == "failed"  # type: ignore[attr-defined]
+    assert result[0].latest("reason") == "node lost twice"  # type: ignore[attr-defined]
+
+
+def _first_alloc(fake: FakeNomad, prefix: str, other_than: str = "") -> dict[str, object]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with fake.cond:
+            live = [a for a in fake.state.allocs.values() if str(a["JobID"]).startswith(prefix)
+                    and a["ClientStatus"] not in ("lost", "complete", "failed") and a["ID"] != other_than]
+        if live:
+            return dict(live[0])
+        time.sleep(0.01)
+    raise AssertionError("no allocation was placed")
