@@ -75,6 +75,10 @@ class Submitter:
         self._shadow_root, self._paired = shadow_root, paired
         self._clock = clock or (lambda: datetime.now(UTC))
 
+    def manifest(self, biomarker: str) -> Biomarker:
+        """The manifest submissions of `biomarker` run by."""
+        return self._manifests.manifest(biomarker)
+
     def submit(self, request: ExecutionRequest, *, wait: bool = True) -> Execution:
         """Run one study; returns the execution whose result the client gets."""
         return self.run(request, wait=wait).execution

@@ -1,0 +1,1 @@
+"""Subcommands of the `rollout` CLI, one module each."""

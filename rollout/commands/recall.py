@@ -1,0 +1,45 @@
+"""`rollout recall NAME VERSION --reason`: withdraw a version and list every result it produced."""
+
+from __future__ import annotations
+
+import argparse
+
+from delivery import clikit
+from delivery.audit import AuditLog
+from delivery.config import registry_settings
+from delivery.paths import default_database_url
+from rollout.executions.recall import Recall, RegistryYanker
+from rollout.executions.wiring import AuditedRollback, add_service_flags, ledger, submitter
+
+EPILOG = """\
+examples:
+  rollout recall emphysema 1.4.2 --reason "left lung volume off by 30% on thin slices"
+  rollout recall emphysema 1.4.2 --reason "..." --resubmit-with 1.4.3 --json > recall-1.4.2.json
+
+Prints a report a quality manager can file: the yank, the rollback, and every execution (input identity, output
+hashes, whether the result reached a client). exit status: 0 done, 1 some step failed (see the report).
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = clikit.add_command(sub, "recall", _recall, help="yank a version, roll it back, list what it produced",
+                                epilog=EPILOG)
+    parser.add_argument("name", help="biomarker name")
+    parser.add_argument("version", help="the version being withdrawn")
+    parser.add_argument("--reason", required=True, help="why (goes to the audit log and the report)")
+    parser.add_argument("--resubmit-with", metavar="VERSION", help="re-run every delivered study on this version")
+    add_service_flags(parser)
+
+
+def _recall(args: argparse.Namespace) -> int:
+    service = submitter(args) if args.resubmit_with else None
+    manifest = (service or submitter(args)).manifest(args.name)
+    audit = AuditLog(default_database_url())
+    recall = Recall(ledger(), audit, RegistryYanker(registry_settings(args).client(), manifest.image),
+                    AuditedRollback(audit, args.env))
+    report = recall.recall(args.name, args.version, args.reason, resubmit_with=args.resubmit_with, submitter=service)
+    if args.json:
+        clikit.print_json(report.as_json())
+    else:
+        print(report.text(), end="")
+    return 1 if report.problems else 0

@@ -1,0 +1,53 @@
+"""`rollout submit`, `rollout executions list|show` and `rollout recall` end to end on the real engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from delivery.localenv import RegistryHandle
+from rollout.cli import main
+from tests.rollout.executions.conftest import NAME, Builds
+from tests.support.executions_builders import MANIFEST, study
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: RegistryHandle) -> Path:
+    monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DELIVERY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DELIVERY_REGISTRY", registry.host)
+    monkeypatch.setenv("DELIVERY_REGISTRY_USER", registry.username)
+    monkeypatch.setenv("DELIVERY_REGISTRY_PASSWORD", registry.password.reveal())
+    monkeypatch.setenv("DELIVERY_ACTOR", "dr-tester")
+    (tmp_path / "org" / NAME).mkdir(parents=True)
+    (tmp_path / "org" / NAME / "biomarker.yaml").write_text(MANIFEST.format(name=NAME))
+    return tmp_path
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, object]:
+    code = main(argv)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_submit_show_and_recall_through_the_cli(home: Path, builds: Builds, capsys: pytest.CaptureFixture[str]) -> None:
+    org = ["--org", str(home / "org")]
+    code, submitted = _json(capsys, ["submit", f"{NAME}@1.1.0", "--input", str(study(home / "in", 4)),
+                                     "--out", str(home / "out"), "--series-uid", "1.2.840.99", "--json", *org])
+    assert code == 0
+    execution = submitted["execution"]  # type: ignore[index]
+    assert execution["digest"] == builds.v1_1.digest and execution["input_identity"] == "dicom-series:1.2.840.99"
+    assert json.loads((home / "out" / "provenance.json").read_text())["digest"] == builds.v1_1.digest
+    code, listed = _json(capsys, ["executions", "list", "--version", "1.1.0", "--json"])
+    assert [e["id"] for e in listed] == [execution["id"]]  # type: ignore[union-attr]
+    assert main(["executions", "show", execution["id"]]) == 0
+    assert builds.v1_1.digest in capsys.readouterr().out
+    code, report = _json(capsys, ["recall", NAME, "1.1.0", "--reason", "wrong calibration", "--json", *org])
+    assert code == 0 and [e["id"] for e in report["executions"]] == [execution["id"]]  # type: ignore[index]
+    assert report["actor"] == "dr-tester"  # type: ignore[index]
+
+
+def test_a_bad_pin_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", NAME, "--input", str(home), "--out", str(home / "o")]) == 2
+    assert "NAME@SPEC" in capsys.readouterr().err
