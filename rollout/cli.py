@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from delivery import clikit
+from rollout.commands import executions, recall, submit
 
 DESCRIPTION = """\
 Move biomarker versions onto the execution cluster progressively, and run pinned executions.
@@ -15,7 +16,7 @@ EPILOG = """\
 Run `rollout COMMAND --help` for the options of each command.
 """
 
-COMMANDS: tuple[ModuleType, ...] = ()
+COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
