@@ -9,8 +9,19 @@ import pytest
 
 from delivery.docker import DockerClient, RegistryAuth
 from delivery.localenv import RegistryHandle
-from delivery.registry import DOCKER_MANIFEST, Manifest, NotFound, RegistryClient, Unauthorized, sha256_digest
+from delivery.registry import (
+    DOCKER_MANIFEST,
+    Manifest,
+    NotFound,
+    RegistryClient,
+    RegistryError,
+    Unauthorized,
+    sha256_digest,
+)
+from delivery.release.copy import Location, copy_image
 from delivery.secrets import Secret
+from tests.support.fake_token_server import FakeRegistry, fake_registry
+from tests.support.oci import push_image, push_index
 
 
 @pytest.fixture
@@ -86,3 +97,53 @@ def test_delete_by_digest_removes_every_tag(client: RegistryClient) -> None:
     client.delete_manifest(name, manifest.digest)
     assert client.head_manifest(name, "a") is None
     assert client.list_tags(name) == []
+
+
+def test_bearer_challenge_gets_one_token_per_repository_and_reuses_it() -> None:
+    with fake_registry(FakeRegistry(tags={"bio/alpha": ["1.0.0"], "bio/beta": ["2.0.0"]})) as fake:
+        client = RegistryClient(fake.url, fake.username, Secret(fake.password))
+        assert client.list_tags("bio/alpha") == ["1.0.0"]
+        assert client.list_tags("bio/alpha") == ["1.0.0"]
+        assert client.list_tags("bio/beta") == ["2.0.0"]
+        scopes = [line.split("scope=")[1] for line in fake.token_requests()]
+        assert scopes == ["repository%3Abio%2Falpha%3Apull%2Cpush", "repository%3Abio%2Fbeta%3Apull%2Cpush"]
+
+
+def test_a_refused_token_is_unauthorized_without_the_password_in_the_message() -> None:
+    with fake_registry() as fake:
+        client = RegistryClient(fake.url, fake.username, Secret("not-the-" + uuid.uuid4().hex))
+        with pytest.raises(Unauthorized) as denied:
+            client.list_tags("bio/alpha")
+        assert denied.value.status == 401 and "not-the-" not in denied.value.render()
+
+
+def test_tags_follow_link_pagination_when_a_registry_sends_it() -> None:
+    every = [f"1.0.{i}" for i in range(250)]
+    with fake_registry(FakeRegistry(tags={"bio/many": every}, page_size=100)) as fake:
+        client = RegistryClient(fake.url, fake.username, Secret(fake.password))
+        assert client.list_tags("bio/many") == sorted(every)
+        pages = [line for line in fake.log if "/tags/list" in line and "Bearer" not in line]
+        assert len([p for p in pages if "last=" in p]) == 2
+
+
+@pytest.mark.parametrize(("status", "code", "error"), [
+    (404, "MANIFEST_UNKNOWN", NotFound), (403, "DENIED", Unauthorized), (429, "TOOMANYREQUESTS", RegistryError),
+])
+def test_error_bodies_become_our_exceptions_with_the_code(status: int, code: str, error: type[RegistryError]) -> None:
+    fake = FakeRegistry(tags={"bio/alpha": []}, errors={"/v2/bio/alpha/tags/list": (status, code)})
+    with fake_registry(fake):
+        client = RegistryClient(fake.url, fake.username, Secret(fake.password))
+        with pytest.raises(error) as caught:
+            client.list_tags("bio/alpha")
+        assert caught.value.code == code and caught.value.status == status
+
+
+def test_an_index_is_copied_with_its_platform_manifests(client: RegistryClient) -> None:
+    source, target = f"reg/{uuid.uuid4().hex[:8]}", f"rel/{uuid.uuid4().hex[:8]}"
+    children = [push_image(client, source, f"p{i}", seed=f"platform-{i}") for i in range(2)]
+    index = push_index(client, source, "1.0.0", children)
+    report = copy_image(Location(client, source), index.digest, Location(client, target), "1.0.0")
+    assert report.method == "mount" and report.blobs_mounted == 4
+    fetched = client.get_manifest(target, "1.0.0")
+    assert fetched.digest == index.digest and fetched.is_index
+    assert all(client.head_manifest(target, c.digest) == c.digest for c in children)

@@ -55,7 +55,8 @@ def test_pre_releases_sort_before_their_release_and_build_metadata_breaks_ties()
     assert sorted(parsed, key=sort_key) == parsed  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("tag", ["latest", "sha256-" + "a" * 64 + ".att", "1.0.0.yank", "1.0.0-rc.1.yank", "1.0", "v1.0.0", "1_0_0"])
+@pytest.mark.parametrize("tag", ["latest", "sha256-" + "a" * 64 + ".att", "1.0.0.yank", "1.0.0-rc.1.yank", "1.0",
+                                 "v1.0.0", "1_0_0"])
 def test_other_tags_are_not_versions(tag: str) -> None:
     assert version_of_tag(tag) is None
 

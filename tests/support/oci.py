@@ -25,7 +25,7 @@ def layer_bytes(size: int, seed: str) -> bytes:
 
 def push_image(client: RegistryClient, repository: str, tag: str, *, size: int = 4096, seed: str = "") -> Manifest:
     """Upload a config and one layer of `size` bytes as an OCI image and tag it; returns the manifest."""
-    config_raw = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed or tag}).encode()
+    config_raw = json.dumps({"architecture": "amd64", "os": "linux"}).encode()  # shared: one HEAD after the first
     layer = layer_bytes(size, seed or f"{repository}:{tag}")
     config = client.upload_blob(repository, config_raw)
     layer_digest = client.upload_blob(repository, layer)
