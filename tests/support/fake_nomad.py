@@ -1376,6 +1376,8 @@ class FakeNomad:
 class _Handler(BaseHTTPRequestHandler):
     nomad: FakeNomad
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one segment per response: no 40 ms delayed-ACK stalls on keep-alive
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read the fake's request_log instead."""

@@ -1,0 +1,1 @@
+"""The rollout controller: observe (Nomad + release state) → pure `decide` → thin idempotent `act`."""

@@ -1,0 +1,184 @@
+"""Observe → decide → act, one action per pass; every write is compare-and-set, so restarts converge."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from delivery.errors import DeliveryError
+from delivery.release.state import ConflictError, ReleaseState, ReleaseStore
+from rollout import freeze
+from rollout.controller.decide import (
+    Action,
+    FailDeployment,
+    MarkStable,
+    Observed,
+    PromoteDeployment,
+    Register,
+    Revert,
+    StopJob,
+    UpdateStatus,
+    Verify,
+    decide,
+)
+from rollout.controller.gates import ExecutionStats, GateContext, GateResult, load_gate
+from rollout.controller.model import Analysis, ReleaseRef, RolloutStatus
+from rollout.nomad import NomadConflict
+from rollout.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+class ProvenanceVerifier(Protocol):
+    """Checks an image's signed attestation; returns the attestation digest or raises a DeliveryError."""
+
+    def verify(self, release: ReleaseRef) -> str: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one pass did."""
+
+    action: Action | None
+    conflict: bool = False
+
+
+class Controller:
+    """Drives the rollout of one biomarker in one environment."""
+
+    def __init__(self, *, environment: str, biomarker: str, scheduler: Scheduler, store: ReleaseStore,
+                 verifier: ProvenanceVerifier, stats: ExecutionStats, clock: Clock,
+                 on_action: Callable[[Action], None] | None = None) -> None:
+        self.environment, self.biomarker = environment, biomarker
+        self.scheduler, self.store, self.verifier, self.stats = scheduler, store, verifier, stats
+        self.clock = clock
+        self.on_action = on_action
+        self._state: ReleaseState | None = None
+        self.wait_index = 0
+
+    # ---------------------------------------------------------------- observe
+    def observe(self) -> Observed:
+        """Read release state and the Nomad jobs the rollout is about."""
+        now = self.clock()
+        versioned = self.store.read(self.environment, self.biomarker)
+        self._state = versioned.state
+        status = load_status(versioned.state)
+        if status is None or status.terminal:
+            return Observed(now, status, versioned.index)
+        stable_id, cand_id = status.promote_spec["ID"], status.candidate_spec["ID"]
+        stable = self.scheduler.job(stable_id).value
+        versions = self.scheduler.versions(stable_id) if stable else ()
+        candidate = self.scheduler.job(cand_id).value if cand_id != stable_id else None
+        deployments = self.scheduler.deployments(stable_id) if status.job_type == "service" else ()
+        gates = self._gates(status, now, deployments[-1] if deployments else None)
+        return Observed(now, status, versioned.index, freeze.blocking(versioned.state, now), stable, versions,
+                        candidate, deployments, gates)
+
+    def _gates(self, status: RolloutStatus, now: datetime, deployment: object) -> tuple[GateResult, ...]:
+        step = status.current_step
+        if not isinstance(step, Analysis):
+            return ()
+        ctx = GateContext(status.biomarker, status.candidate.version, status.stable.version if status.stable else None,
+                          status.step_started_at, step.min_executions, status.thresholds, self.stats,
+                          deployment if status.job_type == "service" else None)  # type: ignore[arg-type]
+        return tuple(load_gate(name).evaluate(ctx) for name in step.gates)
+
+    # ---------------------------------------------------------------- act
+    def act(self, o: Observed, action: Action) -> None:
+        """Perform one action; each is a single compare-and-set write (or an idempotent one)."""
+        assert o.status is not None
+        match action:
+            case Verify():
+                digest = self.verifier.verify(o.status.candidate)
+                cand = o.status.candidate.model_copy(update={"attestation_digest": digest})
+                status = o.status.model_copy(update={"verified": True, "candidate": cand})
+                self._write(status.logged(o.now, "rollout-controller", "verified", f"attestation {digest}"), o)
+            case Register(job_id=_, spec=spec, enforce_index=index):
+                self.scheduler.register(spec, enforce_index=index)
+            case Revert(job_id=job_id, version=version, prior_version=prior):
+                self.scheduler.revert(job_id, version, enforce_prior_version=prior)
+            case MarkStable(job_id=job_id, version=version):
+                self.scheduler.mark_stable(job_id, version)
+            case StopJob(job_id=job_id):
+                self.scheduler.deregister(job_id)
+            case PromoteDeployment(deployment_id=dep_id):
+                self._nomad().promote(dep_id)
+            case FailDeployment(deployment_id=dep_id):
+                self._nomad().fail(dep_id)
+            case UpdateStatus(status=status):
+                self._write(status, o)
+
+    def _nomad(self) -> _DeploymentWriter:
+        writer: _DeploymentWriter = self.scheduler  # type: ignore[assignment]
+        return writer
+
+    def _write(self, status: RolloutStatus, o: Observed) -> None:
+        assert self._state is not None
+        self.store.write(save_status(self._state, status), o.state_index)
+
+    # ---------------------------------------------------------------- loop
+    def step(self) -> Outcome:
+        """One level-triggered pass; a lost compare-and-set race just means: look again."""
+        o = self.observe()
+        action = decide(o)
+        if action is None:
+            return Outcome(None)
+        log.info("rollout %s/%s: %s", self.environment, self.biomarker, action)
+        try:
+            self.act(o, action)
+        except (ConflictError, NomadConflict) as e:
+            log.info("lost a compare-and-set race (%s); observing again", e.message)
+            return Outcome(action, conflict=True)
+        if self.on_action is not None:
+            self.on_action(action)
+        return Outcome(action)
+
+    def run(self, *, wait: Callable[[Controller], None] | None = None, max_passes: int = 500) -> RolloutStatus | None:
+        """Act until the rollout ends or waits on something (a human, the clock, executions)."""
+        for _ in range(max_passes):
+            outcome = self.step()
+            if outcome.action is not None:
+                continue
+            status = load_status(self.store.read(self.environment, self.biomarker).state)
+            if status is None or status.terminal or wait is None:
+                return status
+            wait(self)
+        return load_status(self.store.read(self.environment, self.biomarker).state)
+
+    def block_for_change(self, wait_s: float) -> None:
+        """Sleep until Nomad reports a change to this rollout's job (blocking query) or `wait_s` passes."""
+        status = load_status(self.store.read(self.environment, self.biomarker).state)
+        if status is None:
+            return
+        job_id = status.promote_spec["ID"]
+        if status.job_type == "service":
+            got = self.scheduler.latest_deployment(job_id, index=self.wait_index or 1, wait=wait_s)
+        else:
+            got = self.scheduler.job(job_id, index=self.wait_index or 1, wait=wait_s)  # type: ignore[assignment]
+        self.wait_index = got.index
+
+
+class _DeploymentWriter(Protocol):
+    def promote(self, deployment_id: str) -> None: ...
+
+    def fail(self, deployment_id: str) -> None: ...
+
+
+def load_status(state: ReleaseState) -> RolloutStatus | None:
+    """The controller-owned `rollout` field as a typed status."""
+    if not state.rollout:
+        return None
+    try:
+        return RolloutStatus.model_validate(state.rollout)
+    except ValueError as e:
+        raise DeliveryError(f"rollout status of {state.biomarker} in {state.environment} is unreadable: {e}",
+                            hint="Inspect it with `rollout status --json`; `rollout abort` resets it.") from e
+
+
+def save_status(state: ReleaseState, status: RolloutStatus) -> ReleaseState:
+    """`state` with the rollout field replaced (channels and freezes untouched)."""
+    return state.model_copy(update={"rollout": status.model_dump(mode="json")})
