@@ -13,6 +13,7 @@ from delivery.release.promote import PromoteRequest, Promotion, promote
 EPILOG = """\
 examples:
   delivery promote emphysema 0.1.0 --to local                       # into local's first channel (candidate)
+  delivery promote emphysema 0.1.0 --to local --digest sha256:4f…   # release CI's sha-… build as 0.1.0
   delivery promote emphysema 0.1.0 --to local --channel stable --from candidate
   delivery promote emphysema 0.1.0 --to production --from staging:stable
   delivery promote emphysema 0.1.0 --to local --force --reason "hotfix INC-42, scan rerun pending"
@@ -37,6 +38,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--channel", metavar="CHANNEL", help="channel to move (default: the environment's first)")
     parser.add_argument("--from", dest="from_channel", metavar="[ENV:]CHANNEL",
                         help="require VERSION to be what this channel holds now (e.g. candidate, staging:stable)")
+    parser.add_argument("--digest", metavar="sha256:…",
+                        help="release this pushed digest (e.g. CI's sha-… build) as VERSION in the target")
     parser.add_argument("--force", action="store_true", help="override failed checks (needs --reason; audited)")
     parser.add_argument("--reason", default="", metavar="TEXT", help="why (required with --force, audited)")
     parser.add_argument("--public-key", type=Path, metavar="FILE",
@@ -50,7 +53,7 @@ def _promote(args: argparse.Namespace) -> int:
     env = connect.environment(args.to)
     source, target = connect.locations(env, args.name)
     request = PromoteRequest(args.name, args.version, env, args.channel or env.channels[0], args.from_channel,
-                             args.force, args.reason.strip())
+                             args.force, args.reason.strip(), digest=args.digest)
     verify = connect.verifier(args.public_key or connect.default_public_key())
     result = promote(request, source=source, target=target, store=connect.release_store(),
                      audit=connect.audit_log(), verify=verify)

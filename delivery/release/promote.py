@@ -36,6 +36,7 @@ class PromoteRequest:
     force: bool = False
     reason: str = ""
     actor: str = field(default_factory=current_actor)
+    digest: str | None = None  # release this digest (e.g. CI's `sha-…` build) as VERSION
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ def _source_digest(request: PromoteRequest, source: Location) -> tuple[str, str]
         raise UsageError(f"{request.environment.name} has no channel {request.channel!r} "
                          f"(channels: {', '.join(request.environment.channels)})")
     tag = tag_of(require_version(request.version))
-    digest = source.client.head_manifest(source.repository, tag)
+    reference = request.digest or tag
+    digest = source.client.head_manifest(source.repository, reference)
+    if digest is None and request.digest:
+        raise UsageError(f"{source.image} has no manifest {request.digest}", hint="Check the digest CI printed.")
     if digest is None:
         raise UsageError(f"{source.image} has no version {request.version}",
                          hint="Push it first (`delivery ci run …`), or check the version and --to environment.")

@@ -110,3 +110,16 @@ def test_a_freeze_window_blocks_promotion(release: Release, capsys: pytest.Captu
     push_image(release.client, env.repository("alpha"), "1.0.0")
     assert _promote_cli("alpha", "1.0.0", "--to", "local") == 1
     assert "freeze window always" in capsys.readouterr().err
+
+
+def test_a_ci_build_digest_is_released_as_a_version_by_a_manifest_put_only(
+        release: Release, capsys: pytest.CaptureFixture[str]) -> None:
+    env = release.write_environment()
+    manifest = push_image(release.client, env.repository("alpha"), "sha-0123456789ab")
+    attest(release.client, env.repository("alpha"), manifest.digest, release.keys)
+    mark = LogMark.now(release.registry.log_path)
+    assert _promote_cli("alpha", "0.1.0", "--to", "local", "--digest", manifest.digest, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["copy"]["method"] == "retag"
+    writes = [(m, uri) for m, uri in mark.requests(env.repository("alpha")) if m in ("PUT", "POST", "PATCH")]
+    assert writes == [("PUT", f"/v2/{env.repository('alpha')}/manifests/0.1.0")]
+    assert release.client.head_manifest(env.repository("alpha"), "0.1.0") == manifest.digest
