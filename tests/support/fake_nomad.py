@@ -996,7 +996,7 @@ class FakeNomad:
             self._group_state(dep, group, canaries=0)
             for a in current:
                 self._adopt(dep, a)
-            self._progress(dep)
+            self._progress(dep, ev)
 
     def _deployment_for(self, job: Json, ev: Json) -> Json:
         for dep in self.state.deployments.values():
@@ -1067,12 +1067,12 @@ class FakeNomad:
         else:
             self.cond.notify_all()
 
-    def _progress(self, dep: Json) -> None:
+    def _progress(self, dep: Json, ev: Json | None = None) -> None:
         """Advance a running deployment: promote automatically, replace old allocs, detect success."""
         if dep["Status"] != "running":
             return
         job = self.state.jobs[_key(dep["Namespace"], dep["JobID"])]
-        ev = self._new_eval(job, "deployment-watcher", dep["ID"])
+        ev = ev or self._new_eval(job, "deployment-watcher", dep["ID"])
         for name, tg in dep["TaskGroups"].items():
             if tg["DesiredCanaries"] and not tg["Promoted"]:
                 if tg["AutoPromote"] and self._canaries_healthy(dep, name):

@@ -1,0 +1,170 @@
+"""Tests of the fake Nomad itself against reference/nomad-api.md §10 (the fake lives in tests/support/)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import nomad
+import pytest
+import requests
+from nomad.api import exceptions as nexc
+
+from delivery.release.state import ConflictError, ReleaseState
+from rollout.nomad_state import NomadReleaseStore
+from tests.support.fake_nomad import FakeNomad
+from tests.support.nomad_world import client
+
+
+def service(image: str = "img:1", count: int = 2, canary: int = 1) -> dict[str, Any]:
+    return {"ID": "web", "Type": "service", "TaskGroups": [{"Name": "api", "Count": count,
+            "Update": {"Canary": canary, "AutoRevert": True, "MaxParallel": 1},
+            "Tasks": [{"Name": "main", "Driver": "docker", "Config": {"image": image}}]}]}
+
+
+def param() -> dict[str, Any]:
+    return {"ID": "batch", "Type": "batch", "ParameterizedJob": {"MetaRequired": ["study"]},
+            "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "b:1"}}]}]}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNomad]:
+    with FakeNomad() as f:
+        yield f
+
+
+@pytest.fixture
+def api(fake: FakeNomad) -> nomad.Nomad:
+    return nomad.Nomad(address=fake.address)
+
+
+def test_wrong_method_is_405_and_errors_are_plain_text(fake: FakeNomad) -> None:
+    r = requests.post(f"{fake.address}/v1/job/x/versions", json={}, timeout=5)
+    assert (r.status_code, r.text, r.headers["Content-Type"]) == (405, "Invalid method", "text/plain; charset=utf-8")
+    r = requests.get(f"{fake.address}/v1/job/nope", timeout=5)
+    assert (r.status_code, r.text) == (404, "job not found")
+    r = requests.put(f"{fake.address}/v1/jobs", data=b"", timeout=5)
+    assert (r.status_code, r.text) == (400, "Request body is empty")
+
+
+def test_case_insensitive_keys_and_type_errors(fake: FakeNomad) -> None:
+    r = requests.put(f"{fake.address}/v1/jobs", json={"job": service()}, timeout=5)
+    assert r.status_code == 200
+    r = requests.put(f"{fake.address}/v1/jobs", json={"Job": service(), "EnforceIndex": "yes"}, timeout=5)
+    assert r.status_code == 400 and r.text.startswith("json: cannot unmarshal")
+
+
+def test_version_only_on_spec_change_and_enforce_index(api: nomad.Nomad, fake: FakeNomad) -> None:
+    first = api.job.register_job("web", {"Job": service(), "EnforceIndex": True, "JobModifyIndex": 0})
+    again = api.job.register_job("web", {"Job": service()})
+    assert fake.job_versions("web") == [0] and again["EvalID"]  # unchanged: eval only
+    with pytest.raises(nexc.BaseNomadException) as caught:
+        api.job.register_job("web", {"Job": service("img:2"), "EnforceIndex": True, "JobModifyIndex": 0})
+    assert caught.value.nomad_resp.status_code == 500
+    assert caught.value.nomad_resp.text == "Enforcing job modify index 0: job already exists"
+    api.job.register_job("web", {"Job": service("img:2"), "EnforceIndex": True,
+                                 "JobModifyIndex": first["JobModifyIndex"]})
+    assert fake.job_versions("web") == [0, 1]
+
+
+def test_batch_rejects_update_block_with_multierror_500(api: nomad.Nomad) -> None:
+    job = {**param(), "Update": {"MaxParallel": 1}}
+    with pytest.raises(nexc.BaseNomadException) as caught:
+        api.job.register_job("batch", {"Job": job})
+    assert caught.value.nomad_resp.status_code == 500
+    assert 'Job type "batch" does not allow update block' in caught.value.nomad_resp.text
+
+
+def test_revert_makes_a_new_unstable_version_and_stable_returns_index(api: nomad.Nomad, fake: FakeNomad) -> None:
+    api.job.register_job("web", {"Job": service()})
+    api.job.register_job("web", {"Job": service("img:2", canary=0)})
+    api.job.revert_job("web", 0, None)
+    versions = api.job.get_versions("web")["Versions"]
+    assert [(v["Version"], v["Stable"]) for v in versions][0] == (2, False)
+    with pytest.raises(nexc.BaseNomadException) as caught:
+        api.job.revert_job("web", 2, None)
+    assert caught.value.nomad_resp.text == "can't revert to current version"
+    assert set(api.job.stable_job("web", 2, True)) == {"Index"}
+
+
+def test_canary_only_on_destructive_change_and_auto_revert(api: nomad.Nomad, fake: FakeNomad) -> None:
+    api.job.register_job("web", {"Job": service()})
+    first = api.job.get_deployment("web")
+    assert first["TaskGroups"]["api"]["DesiredCanaries"] == 0 and first["Status"] == "successful"
+    fake.image_health["img:bad"] = False
+    api.job.register_job("web", {"Job": service("img:bad")})
+    deps = sorted(api.job.get_deployments("web"), key=lambda d: d["CreateIndex"])
+    assert deps[1]["StatusDescription"] == "Failed due to unhealthy allocations - rolling back to job version 0"
+    assert deps[2]["JobVersion"] == 2 and deps[2]["Status"] == "successful"
+
+
+def test_promote_needs_deployment_id_and_healthy_canaries(api: nomad.Nomad, fake: FakeNomad) -> None:
+    api.job.register_job("web", {"Job": service()})
+    fake.default_health = None
+    api.job.register_job("web", {"Job": service("img:2")})
+    dep = api.job.get_deployment("web")
+    r = requests.post(f"{fake.address}/v1/deployment/promote/{dep['ID']}", json={"All": True}, timeout=5)
+    assert (r.status_code, r.text) == (400, "DeploymentID must be specified")
+    with pytest.raises(nexc.BaseNomadException) as caught:
+        api.deployment.promote_deployment_all(dep["ID"])
+    assert 'Task group "api" has 0/1 healthy allocations' in caught.value.nomad_resp.text
+
+
+def test_no_capacity_blocks_eval_and_deployment_has_no_deadline(api: nomad.Nomad, fake: FakeNomad) -> None:
+    job = service(count=2, canary=0)
+    job["TaskGroups"][0]["Tasks"][0]["Resources"] = {"Devices": [{"Name": "nvidia/gpu", "Count": 1}]}
+    out = api.job.register_job("web", {"Job": job})
+    ev = api.evaluation.get_evaluation(out["EvalID"])
+    assert ev["FailedTGAllocs"]["api"]["DimensionExhausted"] and ev["BlockedEval"]
+    assert api.job.get_summary("web")["Summary"]["api"]["Queued"] == 1
+    fake.add_node("cpu", gpus=0)  # wrong class: still blocked
+    fake.add_node("", gpus=1)
+    assert api.job.get_deployment("web")["Status"] == "successful"
+
+
+def test_dispatch_idempotency_token_returns_the_same_child(fake: FakeNomad, api: nomad.Nomad) -> None:
+    out = api.job.register_job("batch", {"Job": param()})
+    assert out["EvalID"] == ""
+    c = client(fake.address)
+    one = c.dispatch("batch", meta={"study": "s1"}, idempotency_token="tok-1")
+    two = c.dispatch("batch", meta={"study": "s1"}, idempotency_token="tok-1")
+    assert one.job_id == two.job_id and one.job_id.startswith("batch/dispatch-")
+    r = requests.get(f"{fake.address}/v1/job/{one.job_id}", timeout=5)
+    assert r.status_code == 200 and r.json()["ParentID"] == "batch"
+    r = requests.post(f"{fake.address}/v1/job/batch/dispatch", json={"Meta": {}}, timeout=5)
+    assert (r.status_code, r.text) == (500, "Dispatch did not provide required meta keys: ['study']")
+
+
+def test_blocking_query_waits_for_a_change(fake: FakeNomad, api: nomad.Nomad) -> None:
+    api.job.register_job("web", {"Job": service()})
+    r = requests.get(f"{fake.address}/v1/job/web", timeout=5)
+    index = int(r.headers["X-Nomad-Index"])
+    threading.Timer(0.3, lambda: api.job.register_job("web", {"Job": service("img:9")})).start()
+    start = time.monotonic()
+    r = requests.get(f"{fake.address}/v1/job/web", params={"index": index, "wait": "10s"}, timeout=15)
+    assert 0.25 < time.monotonic() - start < 5 and int(r.headers["X-Nomad-Index"]) > index
+    r = requests.get(f"{fake.address}/v1/job/web", params={"index": "x"}, timeout=5)
+    assert (r.status_code, r.text) == (400, "Invalid index")
+
+
+def test_acl_tokens(fake: FakeNomad) -> None:
+    fake.tokens = {"reader": frozenset({"read-job"})}
+    assert requests.get(f"{fake.address}/v1/jobs", timeout=5).text == "Permission denied"
+    r = requests.get(f"{fake.address}/v1/jobs", headers={"X-Nomad-Token": "nope"}, timeout=5)
+    assert (r.status_code, r.text) == (403, "ACL token not found")
+    r = requests.put(f"{fake.address}/v1/jobs", json={"Job": service()}, headers={"X-Nomad-Token": "reader"}, timeout=5)
+    assert (r.status_code, r.text) == (403, "Permission denied")
+
+
+def test_variables_cas_and_release_store(fake: FakeNomad) -> None:
+    store = NomadReleaseStore(client(fake.address))
+    empty = store.read("prod", "alpha")
+    assert empty.index == 0
+    index = store.write(ReleaseState(environment="prod", biomarker="alpha"), 0)
+    with pytest.raises(ConflictError):
+        store.write(ReleaseState(environment="prod", biomarker="alpha"), 0)
+    assert store.read("prod", "alpha").index == index and store.biomarkers("prod") == ["alpha"]
+    r = requests.put(f"{fake.address}/v1/var/x", params={"cas": 5}, json={"Items": {"a": "b"}}, timeout=5)
+    assert r.status_code == 409
