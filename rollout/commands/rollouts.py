@@ -1,0 +1,209 @@
+"""`rollout deploy|status|watch|promote|pause|resume|abort|rollback|freeze|unfreeze|history`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from delivery import clikit
+from delivery.audit import AuditLog
+from delivery.errors import UsageError
+from delivery.manifest import load_manifest
+from delivery.paths import default_database_url, state_home
+from delivery.release.state import ReleaseStore, SqliteReleaseStore
+from rollout import freeze
+from rollout.controller import operations
+from rollout.controller.gates import InMemoryExecutionStats
+from rollout.controller.loop import Controller, load_status
+from rollout.controller.model import ReleaseRef, RolloutStatus
+from rollout.jobspec import Release
+from rollout.nomad import NomadClient, NomadSettings
+from rollout.nomad_state import NomadReleaseStore
+from rollout.scheduler import LocalScheduler, Scheduler
+
+EXIT = "exit status: 0 done, 1 failed or rolled back, 2 usage error, 3 waiting on a human"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _backend(args: argparse.Namespace) -> tuple[ReleaseStore, Scheduler]:
+    """`--nomad-addr`/NOMAD_ADDR → Nomad (Variables + jobs); else the embedded default (SQLite + local record)."""
+    address = args.nomad_addr or os.environ.get("NOMAD_ADDR")
+    if address:
+        client = NomadClient(NomadSettings.from_env(address, namespace=args.namespace, region=args.region))
+        return NomadReleaseStore(client), client
+    home = state_home()
+    return SqliteReleaseStore(home / "release-state.sqlite"), LocalScheduler(home / "local-scheduler.json")
+
+
+def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    p.add_argument("biomarker")
+    p.add_argument("--env", "--environment", dest="environment", default="prod", help="environment (default prod)")
+    p.add_argument("--nomad-addr", help="Nomad address (default NOMAD_ADDR; none: the embedded default)")
+    p.add_argument("--namespace", help="Nomad namespace (default NOMAD_NAMESPACE or `default`)")
+    p.add_argument("--region", help="Nomad region (default NOMAD_REGION)")
+    if json_flag:
+        clikit.add_json_flag(p)
+
+
+class _NoVerifier:
+    """Embedded default without keys: refuses, so nothing unverified is ever deployed."""
+
+    def verify(self, release: ReleaseRef) -> str:
+        from rollout.provenance import ProvenanceRejected
+
+        raise ProvenanceRejected("no provenance verifier configured",
+                                 hint="Pass --public-key (CI's signing.pub) so the attestation can be checked.")
+
+
+def _controller(args: argparse.Namespace, store: ReleaseStore, scheduler: Scheduler) -> Controller:
+    verifier: object = _NoVerifier()
+    if getattr(args, "public_key", None):
+        from delivery.registry import RegistryClient
+        from delivery.secrets import from_env
+        from rollout.provenance import RegistryProvenanceVerifier
+
+        password = from_env("DELIVERY_REGISTRY_PASSWORD")
+        registry = RegistryClient(f"http://{os.environ.get('DELIVERY_REGISTRY', '')}",
+                                  os.environ.get("DELIVERY_REGISTRY_USER", ""), password)
+        verifier = RegistryProvenanceVerifier(registry, args.public_key)
+    return Controller(environment=args.environment, biomarker=args.biomarker, scheduler=scheduler, store=store,
+                      verifier=verifier, stats=InMemoryExecutionStats(), clock=_now)  # type: ignore[arg-type]
+
+
+def _report(status: RolloutStatus | None, as_json: bool) -> int:
+    if status is None:
+        print("no rollout", file=sys.stderr)
+        return 1
+    if as_json:
+        clikit.print_json(status.model_dump(mode="json", exclude={"candidate_spec", "promote_spec"}))
+    else:
+        step = status.current_step
+        print(f"{status.biomarker} {status.environment}: {status.candidate.version} {status.phase} "
+              f"weight={status.weight}% step={status.step_index + 1}/{len(status.steps)}"
+              f" ({step.kind if step else 'done'})")
+        for c in status.conditions:
+            print(f"  {c.type}={c.status} {c.reason}: {c.message}")
+        if status.pause_reasons:
+            print(f"  paused: {', '.join(status.pause_reasons)}")
+    return status.exit_code()
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    store, scheduler = _backend(args)
+    manifest = load_manifest(args.manifest)
+    variant = args.variant or next(iter(manifest.variants))
+    image, _, version = args.image.rpartition(":")
+    release = Release(manifest.name, version, args.digest, image)
+    if args.override_freeze and not args.reason:
+        raise UsageError("--override-freeze needs --reason")
+    operations.start_rollout(store=store, scheduler=scheduler, manifest=manifest, variant=variant, release=release,
+                             environment=args.environment, now=_now(),
+                             audit=AuditLog(default_database_url()),
+                             override_reason=args.reason if args.override_freeze else None)
+    return _report(_controller(args, store, scheduler).run(), args.json)
+
+
+def _status(args: argparse.Namespace) -> int:
+    store, _ = _backend(args)
+    return _report(load_status(store.read(args.environment, args.biomarker).state), args.json)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    store, scheduler = _backend(args)
+    ctl = _controller(args, store, scheduler)
+    return _report(ctl.run(wait=lambda c: c.block_for_change(args.wait)), args.json)
+
+
+def _request(what: str) -> clikit.Handler:
+    def handler(args: argparse.Namespace) -> int:
+        store, scheduler = _backend(args)
+        operations.request(store, args.environment, args.biomarker, what, now=_now(), reason=args.reason or "")
+        return _report(_controller(args, store, scheduler).run(), args.json)
+
+    return handler
+
+
+def _freeze(args: argparse.Namespace) -> int:
+    store, _ = _backend(args)
+    expires = _now() + timedelta(hours=args.hours) if args.hours else None
+    item = freeze.new_freeze(reason=args.reason, owner=args.owner, now=_now(), expires_at=expires,
+                             version=args.pin, cohort=args.cohort, cron=args.cron,
+                             duration_s=int(args.duration * 60) if args.duration else None, timezone=args.tz)
+    operations.add_freeze(store, args.environment, args.biomarker, item, AuditLog(default_database_url()))
+    if args.json:
+        clikit.print_json(item.model_dump(mode="json"))
+    else:
+        print(f"frozen: {item.id}")
+    return 0
+
+
+def _unfreeze(args: argparse.Namespace) -> int:
+    store, _ = _backend(args)
+    operations.remove_freeze(store, args.environment, args.biomarker, args.id, AuditLog(default_database_url()),
+                             args.reason or "")
+    print(f"lifted: {args.id}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    store, _ = _backend(args)
+    status = load_status(store.read(args.environment, args.biomarker).state)
+    events = [e.model_dump(mode="json") for e in status.history] if status else []
+    if args.json:
+        clikit.print_json(events)
+    for e in [] if args.json else events:
+        print(f"{e['at']} {e['actor']} {e['action']} {e['message']}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the rollout commands."""
+    p = clikit.add_command(sub, "deploy", _deploy, help="start a progressive rollout of a version", epilog=(
+        "example:\n  rollout deploy emphysema --manifest biomarker.yaml --image reg/biomarkers/emphysema:1.4.2 "
+        "--digest sha256:... --public-key keys/signing.pub\n" + EXIT))
+    _common(p)
+    p.add_argument("--manifest", type=Path, required=True, help="the biomarker.yaml")
+    p.add_argument("--image", required=True, help="REGISTRY/IMAGE:VERSION")
+    p.add_argument("--digest", required=True, help="sha256:... the image is pinned by")
+    p.add_argument("--variant", help="variant to roll out (default: the first)")
+    p.add_argument("--public-key", type=Path, help="CI signing public key to verify the attestation")
+    p.add_argument("--override-freeze", action="store_true", help="break-glass past a freeze (audited)")
+    p.add_argument("--reason", help="why (required with --override-freeze)")
+    for name, fn, text in (("status", _status, "show steps, weight, conditions"),
+                           ("watch", _watch, "drive the rollout, waking on Nomad changes (blocking queries)"),
+                           ("history", _history, "who did what, when and why")):
+        p = clikit.add_command(sub, name, fn, help=text, epilog=f"example:\n  rollout {name} emphysema --json\n{EXIT}")
+        _common(p)
+        if name == "watch":
+            p.add_argument("--wait", type=float, default=30.0, help="longest blocking query in seconds")
+    for what in ("promote", "pause", "resume", "abort", "rollback"):
+        p = clikit.add_command(sub, what, _request(what), help=f"{what} the rollout (rollback is always allowed)",
+                               epilog=f"example:\n  rollout {what} emphysema --reason 'why'\n{EXIT}")
+        _common(p)
+        p.add_argument("--reason", help="why (recorded in the history)")
+        p.add_argument("--public-key", type=Path, help=argparse.SUPPRESS)
+    p = clikit.add_command(sub, "freeze", _freeze, help="freeze a biomarker (ad-hoc or a recurring window)", epilog=(
+        "examples:\n  rollout freeze emphysema --reason 'trial NCT-1' --owner qa@example.org"
+        " --pin 1.4.2 --cohort nct-1\n"
+        "  rollout freeze emphysema --reason 'weekend' --owner rm --cron '0 18 * * 5' --duration 3840 "
+        "--tz Europe/Amsterdam"))
+    _common(p)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--owner", required=True)
+    p.add_argument("--pin", help="version resolution sticks to")
+    p.add_argument("--cohort", help="trial cohort: pins only that cohort, does not block rollouts")
+    p.add_argument("--hours", type=float, help="expires after this many hours")
+    p.add_argument("--cron", help="recurring window start (5-field cron)")
+    p.add_argument("--duration", type=float, help="recurring window length in minutes")
+    p.add_argument("--tz", default="UTC", help="IANA time zone of --cron")
+    p = clikit.add_command(sub, "unfreeze", _unfreeze, help="lift a freeze by id",
+                           epilog="example:\n  rollout unfreeze emphysema 3f2a9c1b0d4e --reason done")
+    _common(p, json_flag=False)
+    p.add_argument("id")
+    p.add_argument("--reason")
