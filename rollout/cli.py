@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from delivery import clikit
-from rollout.commands import executions, recall, submit
+from rollout.commands import executions, recall, rollouts, submit
 
 DESCRIPTION = """\
 Move biomarker versions onto the execution cluster progressively, and run pinned executions.
@@ -14,9 +14,14 @@ Move biomarker versions onto the execution cluster progressively, and run pinned
 
 EPILOG = """\
 Run `rollout COMMAND --help` for the options of each command.
+
+examples:
+  rollout deploy emphysema --manifest biomarker.yaml --image REG/biomarkers/emphysema:1.4.2 --digest sha256:...
+  rollout watch emphysema --json      # exit 0 done, 1 failed/rolled back, 3 waiting on a human
+  rollout rollback emphysema --reason "QC drift"
 """
 
-COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall)
+COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall, rollouts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
