@@ -209,18 +209,36 @@ def _remove_airway(c: Any, airway: np.ndarray, be: Backend) -> Any:
     return c
 
 
+def _grid_candidates(g: Any, voxel_ml: float, be: Backend) -> tuple[tuple[slice, ...], float, Any]:
+    """Candidate air on a whole grid: its bounding box, the midline x (box coordinates) and the cropped mask."""
+    cand = candidate_air(g, voxel_ml, be)
+    if not bool(cand.any()):
+        pick_lungs(cand, voxel_ml, be)  # raises the "no lungs" error
+    box = bbox(cand, be.xp, margin=2)
+    return box, _midline_x(g, be) - box[2].start, be.xp.ascontiguousarray(cand[box])
+
+
+def _fine_candidates(hu: np.ndarray, voxel_ml: float, be: Backend) -> tuple[tuple[slice, ...], float, Any]:
+    """Full-resolution candidates, labelled only inside a box found on a 2x coarser grid (3-4x less work).
+
+    The box keeps a margin of several voxels around every candidate, so lungs never touch its in-plane
+    faces and air touching them can only be outside air, exactly as for the whole image.
+    """
+    cbox, cmid, _ = _grid_candidates(be.asarray(np.ascontiguousarray(hu[::2, ::2, ::2])), voxel_ml * 8, be)
+    box = tuple(slice(max(0, b.start * 2 - 2), min(n, b.stop * 2 + 2)) for b, n in zip(cbox, hu.shape))
+    c = candidate_air(be.asarray(np.ascontiguousarray(hu[box])), voxel_ml, be)
+    return box, (cmid + cbox[2].start) * 2 - box[2].start, c
+
+
 def segment(hu: np.ndarray, spacing: tuple[float, float, float], stride: int, be: Backend = CPU) -> Segmentation:
     """Segment the lungs on a grid strided by `stride` and return labels on the full input grid."""
     xp = be.xp
-    g = be.asarray(np.ascontiguousarray(hu[::stride, ::stride, ::stride]))
     gsp = (spacing[0] * stride, spacing[1] * stride, spacing[2] * stride)
     gml = gsp[0] * gsp[1] * gsp[2] / 1000.0
-    cand = candidate_air(g, gml, be)
-    if not bool(cand.any()):
-        pick_lungs(cand, gml, be)  # raises the "no lungs" error
-    box = bbox(cand, xp, margin=2)
-    c = xp.ascontiguousarray(cand[box])
-    mid = _midline_x(g, be) - box[2].start
+    if stride == 1:
+        box, mid, c = _fine_candidates(hu, gml, be)
+    else:
+        box, mid, c = _grid_candidates(be.asarray(np.ascontiguousarray(hu[::stride, ::stride, ::stride])), gml, be)
     airway, info = track_airway(be.to_cpu(c), gsp, mid)
     if airway is not None:
         c = _remove_airway(c, airway, be)
@@ -228,17 +246,18 @@ def segment(hu: np.ndarray, spacing: tuple[float, float, float], stride: int, be
     lab_box = fill_per_lung(assign_sides(lungs, mid, be, coarse=stride == 1, info=info), be)
     full = xp.zeros(hu.shape, dtype=xp.uint8)
     fbox = tuple(slice(b.start * stride, min(b.stop * stride, n)) for b, n in zip(box, hu.shape))
-    full[fbox] = upsample(lab_box, stride, tuple(f.stop - f.start for f in fbox), xp)
+    full[fbox] = lab_box if stride == 1 else upsample(lab_box, stride, tuple(f.stop - f.start for f in fbox), xp)
     info["grid_box"] = [(b.start, b.stop) for b in box]
     return Segmentation(labels=be.to_cpu(full), airway_grid=_airway_full_index(airway, box), stride=stride, info=info)
 
 
 def _airway_full_index(airway: np.ndarray | None, box: tuple[slice, ...]) -> np.ndarray | None:
     """Grid-coordinate indices (N, 3) of airway voxels, for QC of tracheal air on original HU."""
-    if airway is None:
+    if airway is None or not airway.any():
         return None
-    idx = np.argwhere(ndi_erode_inplane(airway))
-    return idx + np.array([b.start for b in box])
+    abox = bbox(airway, np, margin=1)
+    idx = np.argwhere(ndi_erode_inplane(airway[abox]))
+    return idx + np.array([b.start + a.start for b, a in zip(box, abox)])
 
 
 def ndi_erode_inplane(m: np.ndarray) -> np.ndarray:
