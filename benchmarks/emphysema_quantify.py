@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     nifti, truth = phantom_path(args.cache, args.gz)
     result: dict[str, Any] = {"benchmark": "emphysema_quantify", "input": str(nifti), "shape_zyx": list(SHAPE),
-                              "cpu_count": os.cpu_count(), "truth": truth, "variants": {}}
+                              "cpu_count": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+                              "truth": truth, "variants": {}}
     with tempfile.TemporaryDirectory(prefix="emphysema-bench-out-") as out_root:
         for variant in ("fast", "accurate"):
             runs = [run_variant(nifti, variant, Path(out_root)) for _ in range(args.repeats)]
             result["variants"][variant] = summarize(variant, runs)
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]  # other jobs on the machine skew wall times
     result["pass"] = all(v["pass"] for v in result["variants"].values())
     print(json.dumps(result, indent=2))
     return 0 if result["pass"] else 1
