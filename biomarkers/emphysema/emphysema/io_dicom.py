@@ -204,8 +204,7 @@ def _meta(uid: str, ordered: list[SliceHeader]) -> dict[str, Any]:
 
     return {
         "format": "dicom", "series_uid": uid, "study_uid": get("StudyInstanceUID"),
-        "sop_instance_uids": [str(h.ds.SOPInstanceUID) for h in ordered if "SOPInstanceUID" in h.ds],
         "slice_thickness_mm": float(ds.SliceThickness) if ds.get("SliceThickness") not in (None, "") else None,
         "kernel": get("ConvolutionKernel"), "manufacturer": get("Manufacturer"), "kvp": get("KVP"),
-        "contrast_agent": get("ContrastBolusAgent"), "datasets": [h.ds for h in ordered],
+        "contrast_agent": get("ContrastBolusAgent"),
     }

@@ -136,8 +136,6 @@ def quantify(path: Path, variant_name: str, out_dir: Path, device: str = "cpu", 
         report = _report(vol, seg, variant, device, path, timings)
         z_range = report.pop("_lung_z_range")
         out.submit("qc.png", lambda p: write_qc_png(vol.hu, seg.labels, vol.spacing, report, z_range, p))
-        for name, writer in _dicom_writers(vol, seg, report).items():
-            out.submit(name, writer)
         _finish_meta(vol)
         report["input"] = _input_block(vol, path)
         out.publish(lambda: _final_timings(report, t0, t_out))
@@ -159,17 +157,3 @@ def _finish_meta(vol: CTVolume) -> None:
     pending = vol.meta.get("sha256")
     if hasattr(pending, "result"):
         vol.meta["sha256"] = pending.result()
-
-
-def _dicom_writers(vol: CTVolume, seg: Segmentation, report: dict[str, Any]) -> dict[str, Any]:
-    """DICOM SEG + SR writers when the input is DICOM and highdicom is installed (optional extra)."""
-    if vol.meta.get("format") != "dicom":
-        return {}
-    try:
-        from .dicom_outputs import dicom_writers  # noqa: PLC0415 - needs the optional highdicom
-    except ImportError:
-        report.setdefault("quality", {}).setdefault("notes", []).append("highdicom not installed: no DICOM SEG/SR written")
-        return {}
-    return dicom_writers(vol, seg, report)
-
-
