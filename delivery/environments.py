@@ -44,6 +44,8 @@ class RegistryTarget(_Strict):
 
     registry: str = Field(pattern=REGISTRY, description="HOST:PORT, or `local` for the embedded default's registry")
     repository_prefix: str = Field("biomarkers", pattern=IMAGE_PATH, max_length=200)
+    credentials_env: str = Field("DELIVERY_REGISTRY", pattern=ENV_VAR,
+                                 description="registry user from <this>_USER, password from <this>_PASSWORD")
 
 
 class NomadTarget(_Strict):

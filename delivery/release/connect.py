@@ -50,7 +50,7 @@ def locations(environment: Environment, name: str,
     target = Location(client_for(environment.registry, environment.credentials_env, args, cache),
                       environment.repository(name))
     source_spec: RegistryTarget = environment.source()
-    source_client = client_for(source_spec.registry, environment.credentials_env, args, cache)
+    source_client = client_for(source_spec.registry, source_spec.credentials_env, args, cache)
     return Location(source_client, f"{source_spec.repository_prefix}/{name}"), target
 
 

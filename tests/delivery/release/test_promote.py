@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from delivery.cli import main
+from delivery.localenv import RegistryHandle, start_registry
 from delivery.release.connect import locations, verifier
 from delivery.release.copy import ReleaseTagConflict
 from delivery.release.promote import PromoteRequest, promote
@@ -123,3 +127,28 @@ def test_a_ci_build_digest_is_released_as_a_version_by_a_manifest_put_only(
     writes = [(m, uri) for m, uri in mark.requests(env.repository("alpha")) if m in ("PUT", "POST", "PATCH")]
     assert writes == [("PUT", f"/v2/{env.repository('alpha')}/manifests/0.1.0")]
     assert release.client.head_manifest(env.repository("alpha"), "0.1.0") == manifest.digest
+
+
+@pytest.fixture
+def second_registry(registry: RegistryHandle, tmp_path: Path) -> Iterator[RegistryHandle]:
+    handle = start_registry(tmp_path / "second", username="prod-" + uuid.uuid4().hex[:4])
+    yield handle
+    handle.stop()
+
+
+def test_another_registry_gets_each_blob_streamed_once_and_the_same_digest(
+        release: Release, second_registry: RegistryHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROD_REGISTRY_USER", second_registry.username)
+    monkeypatch.setenv("PROD_REGISTRY_PASSWORD", second_registry.password.reveal())
+    env = release.write_environment(registry=second_registry.host, credentials_env="PROD_REGISTRY",
+                                    promote_from={"registry": release.registry.host,
+                                                  "repository_prefix": release.prefix})
+    manifest = push_image(release.client, f"{release.prefix}/alpha", "1.0.0", size=3 * 2**20 + 5)
+    attest(release.client, f"{release.prefix}/alpha", manifest.digest, release.keys)
+    source, target = locations(env, "alpha")  # build registry: DELIVERY_REGISTRY_*; target: PROD_REGISTRY_*
+    result = promote(PromoteRequest("alpha", "1.0.0", env, "stable"), source=source, target=target,
+                     store=release.store, audit=release.audit, verify=verifier(release.keys.public))
+    assert result.copy.method == "stream" and result.copy.blobs_streamed == 2
+    assert target.client.get_manifest(env.repository("alpha"), "1.0.0").digest == manifest.digest
+    assert target.client.stats.bytes_sent < 3 * 2**20 + 64 * 1024  # each blob once, plus the manifests
+    assert result.reference.startswith(f"{second_registry.host}/{env.repository('alpha')}:1.0.0@")
