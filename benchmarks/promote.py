@@ -10,6 +10,7 @@ registry's access log. Prints JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -29,15 +30,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delivery.audit import AuditLog  # noqa: E402
-from delivery.environments import Environment  # noqa: E402
-from delivery.localenv import RegistryHandle, start_registry  # noqa: E402
-from delivery.provenance import build_statement, generate_keys, load_private_key, sign_statement, store_attestation  # noqa: E402
-from delivery.registry import OCI_MANIFEST, Manifest, RegistryClient, sha256_digest  # noqa: E402
-from delivery.release.connect import verifier  # noqa: E402
-from delivery.release.copy import Location, copy_image  # noqa: E402
-from delivery.release.promote import PromoteRequest, promote  # noqa: E402
-from delivery.release.state import SqliteReleaseStore  # noqa: E402
+
+from delivery.audit import AuditLog
+from delivery.environments import Environment
+from delivery.localenv import RegistryHandle, start_registry
+from delivery.provenance import build_statement, generate_keys, load_private_key, sign_statement, store_attestation
+from delivery.registry import OCI_MANIFEST, Manifest, RegistryClient, sha256_digest
+from delivery.release.connect import verifier
+from delivery.release.copy import Location, copy_image
+from delivery.release.promote import PromoteRequest, promote
+from delivery.release.state import SqliteReleaseStore
 
 MB = 1 << 20
 
@@ -77,10 +79,8 @@ class CountingProxy:
             pass
         finally:
             for s in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def _layer_tar(size: int, seed: str) -> bytes:
