@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delivery.errors import UsageError
@@ -31,6 +31,7 @@ def versions(draw: st.DrawFn, *, pre: bool = True) -> Version:
 finals = versions(pre=False)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(versions())
 def test_a_version_survives_text_and_registry_tags(version: Version) -> None:
     assert parse_version(str(version)) == version
@@ -40,6 +41,7 @@ def test_a_version_survives_text_and_registry_tags(version: Version) -> None:
     assert back == version and back.build == version.build
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(st.lists(versions(), min_size=1, max_size=12))
 def test_newest_is_the_semver_maximum(items: list[Version]) -> None:
     top = newest(items)
@@ -61,18 +63,21 @@ def test_other_tags_are_not_versions(tag: str) -> None:
     assert version_of_tag(tag) is None
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(versions(), numbers)
 def test_caret_major_is_that_major_without_pre_releases(version: Version, major: int) -> None:
     spec = parse_range(f"^{major + 1}")
     assert spec.matches(version) == (version.major == major + 1 and not version.prerelease)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(versions(), numbers, numbers)
 def test_tilde_minor_is_that_minor_without_pre_releases(version: Version, major: int, minor: int) -> None:
     spec = parse_range(f"~{major}.{minor}")
     assert spec.matches(version) == ((version.major, version.minor) == (major, minor) and not version.prerelease)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(versions(), finals, finals)
 def test_comparator_sets_are_an_and(version: Version, low: Version, high: Version) -> None:
     spec = parse_range(f">={low} <{high}")
@@ -80,11 +85,13 @@ def test_comparator_sets_are_an_and(version: Version, low: Version, high: Versio
     assert spec.matches(version) == expected
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(versions())
 def test_star_matches_every_release_and_no_pre_release(version: Version) -> None:
     assert parse_range("*").matches(version) == (not version.prerelease)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(versions(pre=False), st.sampled_from(["", "=", "~", "^", ">=", ">", "<", "<="]), versions(pre=False))
 def test_ranges_without_a_pre_release_never_match_one(base: Version, op: str, other: Version) -> None:
     pre = other.replace(prerelease="rc.1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +30,7 @@ def test_a_300_mb_image_is_promoted_by_digest_without_uploading_a_blob(release: 
     manifest = push_image(release.client, repository, "1.0.0", size=300 * 2**20)
     attest(release.client, repository, manifest.digest, release.keys)
     mark = LogMark.now(release.registry.log_path)
-    started = time.monotonic()
     assert _promote_cli("big", "1.0.0", "--to", "local", "--json") == 0
-    elapsed = time.monotonic() - started
     result = json.loads(capsys.readouterr().out)
     assert result["digest"] == manifest.digest and result["copy"]["method"] == "present"
     assert _promote_cli("big", "1.0.0", "--to", "local", "--channel", "stable", "--from", "candidate") == 0
@@ -41,7 +38,6 @@ def test_a_300_mb_image_is_promoted_by_digest_without_uploading_a_blob(release: 
     uploads = [(m, uri) for m, uri in seen if "/blobs/" in uri and m in ("POST", "PUT", "PATCH")]
     assert seen and uploads == []
     assert not any(m == "GET" and "/blobs/" in uri and manifest.blob_digests()[1] in uri for m, uri in seen)
-    assert elapsed < 10, "a promotion must not depend on the image size"
     channels = release.store.read("local", "big").state.channels
     assert channels["candidate"].digest == channels["stable"].digest == manifest.digest
 

@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delivery.release.resolve import RegistryView, ReleaseView, ResolveError, choose
@@ -41,6 +41,7 @@ def _resolved(spec: str, view: RegistryView, release: ReleaseView = NO_ENV) -> V
         return None
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(st.lists(versions, max_size=10), st.lists(versions, max_size=6), ranges)
 def test_adding_versions_never_makes_a_range_resolve_lower(before: list[Version], added: list[Version],
                                                            spec: str) -> None:
@@ -50,6 +51,7 @@ def test_adding_versions_never_makes_a_range_resolve_lower(before: list[Version]
         assert new is not None and sort_key(new) >= sort_key(old)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(st.lists(versions, max_size=10), ranges)
 def test_a_range_gives_a_pre_release_only_when_it_names_one(items: list[Version], spec: str) -> None:
     chosen = _resolved(spec, _view(items))
@@ -59,6 +61,7 @@ def test_a_range_gives_a_pre_release_only_when_it_names_one(items: list[Version]
         assert parse_range(spec).matches(chosen)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(st.lists(versions, min_size=1, max_size=10), st.data())
 def test_a_range_never_gives_a_yanked_version_but_an_exact_pin_still_does(items: list[Version],
                                                                           data: st.DataObject) -> None:
@@ -73,6 +76,7 @@ def test_a_range_never_gives_a_yanked_version_but_an_exact_pin_still_does(items:
         assert any("yanked" in w for w in pinned.warnings)
 
 
+@settings(deadline=None)  # timing is not the property; CI machines are shared
 @given(st.lists(versions, min_size=1, max_size=10), st.data())
 def test_every_answer_is_a_full_reference_whose_digest_is_the_tags(items: list[Version],
                                                                    data: st.DataObject) -> None:
