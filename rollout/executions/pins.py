@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import datetime
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from delivery.registry import RegistryClient
-from delivery.release.resolve import ResolveError, resolve
+from delivery.release.resolve import RegistryView, ResolveError, choose, gather_registry, gather_release
 from delivery.release.state import Freeze, ReleaseState, ReleaseStore
 from rollout.executions.model import ExecutionError, Resolved
 
@@ -59,19 +60,43 @@ def is_channel(spec: str) -> bool:
 
 
 class RegistryPinResolver:
-    """The release issue's `delivery.release.resolve` (channels, env-wide freezes, versions, ranges, digests, yanks),
-    plus the attestation digest stored beside the image."""
+    """The release issue's rules (`delivery.release.resolve.choose`: channels, env-wide freezes, versions, ranges,
+    digests, yanks) plus the attestation digest stored beside the image.
 
-    def __init__(self, registry: RegistryClient, store: ReleaseStore) -> None:
-        self._registry = registry
-        self._store = store
+    Release tags are immutable, so the registry's view (tags, yanks) is reused for `cache_s` seconds: a burst of
+    submissions costs one registry round trip, and a new yank is seen within `cache_s`. Channels and freezes are
+    read fresh from the release store on every call.
+    """
+
+    def __init__(self, registry: RegistryClient, store: ReleaseStore, *, cache_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._registry, self._store, self._cache_s, self._clock = registry, store, cache_s, clock
+        self._views: dict[str, tuple[float, RegistryView]] = {}
+        self._attestations: dict[str, tuple[float, str | None]] = {}
 
     def resolve(self, biomarker: str, spec: str, *, environment: str, image_repository: str) -> Resolved:
         """Resolve one spec; raises PinError when nothing satisfies it."""
+        release = gather_release(self._store, environment, biomarker)
         try:
-            found = resolve(biomarker, spec, environment=environment, registry=self._registry, store=self._store,
-                            image_repository=image_repository)
+            found = choose(spec, self._view(image_repository), release, datetime.now(UTC))
         except ResolveError as e:
             raise PinError(e.message, hint=e.hint) from e
-        attestation = self._registry.head_manifest(image_repository, f"sha256-{found.digest.split(':', 1)[1]}.att")
+        attestation = self._attestation(image_repository, found.digest)
         return Resolved(found.reference, found.version, found.digest, found.rule, attestation, found.warnings)
+
+    def _view(self, repository: str) -> RegistryView:
+        cached = self._views.get(repository)
+        if cached is None or self._clock() - cached[0] > self._cache_s:
+            cached = (self._clock(), gather_registry(self._registry, repository))
+            self._views[repository] = cached
+        return cached[1]
+
+    def _attestation(self, repository: str, digest: str) -> str | None:
+        key = f"{repository}@{digest}"
+        cached = self._attestations.get(key)
+        # A present attestation never changes; an absent one may appear, so it is asked again after cache_s.
+        if cached is None or (cached[1] is None and self._clock() - cached[0] > self._cache_s):
+            tag = f"sha256-{digest.split(':', 1)[1]}.att"
+            cached = (self._clock(), self._registry.head_manifest(repository, tag))
+            self._attestations[key] = cached
+        return cached[1]

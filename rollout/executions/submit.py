@@ -88,10 +88,10 @@ class Submitter:
         """Plan (or find the already-recorded plan of a retried request), dispatch, wait, record, compare."""
         manifest = self._manifests.manifest(request.biomarker)
         plan = self._recorded_plan(request, manifest) or self._plan(request, manifest, workflow)
-        for item in plan:
-            self.ledger.record(item.record, ("submitted", {"input_identity": item.record.input_identity}))
-        primary_job = self._dispatch(plan[0], fatal=True)
-        shadow_job = self._dispatch(plan[1], fatal=False) if len(plan) > 1 else None
+        fresh = [self.ledger.record(item.record, ("submitted", {"input_identity": item.record.input_identity}))
+                 for item in plan]
+        primary_job = self._dispatch(plan[0], fatal=True, fresh=fresh[0])
+        shadow_job = self._dispatch(plan[1], fatal=False, fresh=fresh[1]) if len(plan) > 1 else None
         if not wait:
             return Submission(self.ledger.get(plan[0].record.id))
         primary = self._collect(plan[0], primary_job)
@@ -147,11 +147,14 @@ class Submitter:
 
     # -- running --------------------------------------------------------------------------------------------
 
-    def _dispatch(self, item: Planned, *, fatal: bool) -> str | None:
+    def _dispatch(self, item: Planned, *, fatal: bool, fresh: bool) -> str | None:
         """Dispatch with the execution id as idempotency token; a repeated dispatch finds the same job."""
-        current = self.ledger.get(item.record.id)
-        if current.status in TERMINAL:
-            return None
+        known: str | None = None
+        if not fresh:  # a retried request: finished ones stay finished, dispatched ones are found again
+            current = self.ledger.get(item.record.id)
+            if current.status in TERMINAL:
+                return None
+            known = current.latest("backend_job_id")
         try:
             job_id = self.backend.dispatch(item.record.id, item.job, item.record.route)
         except DeliveryError as e:
@@ -159,7 +162,7 @@ class Submitter:
             if fatal:
                 raise
             return None
-        if job_id != current.latest("backend_job_id"):
+        if job_id != known:
             self.ledger.append(item.record.id, "dispatched", {"backend_job_id": job_id, "attempt": 1})
         return job_id
 
