@@ -16,6 +16,10 @@ from delivery.errors import ConfigError, ExternalServiceError
 FINDINGS_EXIT = 10
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 COMMON_FLAGS = ("--skip-version-check", "--disable-telemetry", "--skip-check-update", "--quiet", "--timeout", "10m")
+# Never download the Java DB (offline it fails the whole scan); without it Java archives cannot be catalogued,
+# and these extensions also match non-Java files (nibabel ships Philips `.PAR` scans), so the SBOM skips them.
+IMAGE_FLAGS = ("--skip-java-db-update",)
+JAVA_ARCHIVES = ",".join(f"**/*.{e}" for e in ("jar", "war", "ear", "par", "JAR", "WAR", "EAR", "PAR"))
 
 
 class TrivyError(ExternalServiceError):
@@ -81,7 +85,8 @@ class Trivy:
         """
         scanners = "vuln,secret" if vulnerabilities else "secret"
         extra = ["--skip-db-update"] if vulnerabilities else []
-        self._run(["image", "--input", str(image_tar), "--scanners", scanners, *extra, *self._json(report)])
+        self._run(["image", "--input", str(image_tar), "--scanners", scanners, *IMAGE_FLAGS, *extra,
+                   *self._json(report)])
         return parse_report(json.loads(report.read_text(encoding="utf-8")))
 
     def scan_dockerfile(self, context: Path, report: Path) -> list[Finding]:
@@ -93,14 +98,19 @@ class Trivy:
         self._run(["config", str(context), *self._json(report)])
         return parse_report(json.loads(report.read_text(encoding="utf-8")))
 
+    def has_java_db(self) -> bool:
+        """Whether a Java index DB was seeded (needed to catalogue .jar/.war/.ear/.par files)."""
+        return (self.cache_dir / "java-db" / "trivy-java.db").exists()
+
     def sbom(self, image_tar: Path, output: Path) -> int:
         """Write a CycloneDX SBOM of the image; returns its component count.
 
         Raises:
             TrivyError: trivy failed.
         """
-        self._run(["image", "--input", str(image_tar), "--format", "cyclonedx", "--output", str(output)],
-                  allow_findings=False)
+        skip = [] if self.has_java_db() else ["--skip-files", JAVA_ARCHIVES]
+        self._run(["image", "--input", str(image_tar), "--format", "cyclonedx", "--output", str(output),
+                   *IMAGE_FLAGS, *skip], allow_findings=False)
         return len(json.loads(output.read_text(encoding="utf-8")).get("components") or [])
 
     def _json(self, report: Path) -> list[str]:

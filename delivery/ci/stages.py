@@ -204,6 +204,8 @@ def scan(env: StageEnv, options: Options) -> Outcome:
     lines = [f"{f.severity:8} {f.kind:16} {f.id:22} {f.target} {f.title}" for f in result.blocking]
     lines += [f"ignored  {f.id} until {i.expires}: {i.reason}" for f, i in result.ignored]
     lines += [f"EXPIRED ignore {i.id} (expired {i.expires}) no longer applies" for i in result.expired]
+    if not trivy.has_java_db():
+        lines.append("note: no trivy Java DB, so Java archives (.jar/.war/.ear/.par) are not in the SBOM")
     if not has_db:
         lines.append(f"WARNING: vulnerabilities NOT scanned: no trivy vulnerability DB in {trivy.cache_dir}/db "
                      "(seed it with `trivy image --download-db-only` where the internet is reachable)")
