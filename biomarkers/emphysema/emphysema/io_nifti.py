@@ -29,7 +29,7 @@ def file_sha256(path: Path) -> str:
 
 def _load_image(path: Path) -> nib.Nifti1Image:
     try:
-        img = nib.load(str(path))
+        img = nib.load(str(path), mmap=False)  # plain reads beat page-faulting a memmap, and give a writable array
         if len(img.shape) == 4 and img.shape[3] == 1:
             img = img.slicer[..., 0]
     except Exception as exc:

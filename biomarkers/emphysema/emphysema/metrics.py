@@ -10,9 +10,8 @@ HU_MIN, N_BINS = -1024, 4096  # histogram covers -1024..3071 HU; higher values a
 LAA950, LAA910 = -950, -910
 
 
-def side_third_histograms(hu: np.ndarray, labels: np.ndarray, z_cuts: list[int]) -> np.ndarray:
+def side_third_histograms(hu: np.ndarray, labels: np.ndarray, z_cuts: list[int], box: tuple[slice, ...]) -> np.ndarray:
     """HU histograms [third, side] for sides 1/2 and z slabs; arithmetic keys, no boolean gathers."""
-    box = _bbox(labels > 0)
     out = np.zeros((len(z_cuts) - 1, 2, N_BINS), np.int64)
     for t in range(len(z_cuts) - 1):
         zs = slice(z_cuts[t], z_cuts[t + 1])
@@ -46,17 +45,18 @@ def summarize(hist: np.ndarray, voxel_ml: float) -> dict[str, Any]:
     }
 
 
-def third_cuts(labels: np.ndarray) -> list[int]:
+def third_cuts(labels: np.ndarray, box: tuple[slice, ...]) -> list[int]:
     """z boundaries of upper/middle/lower thirds of equal height over the combined lung extent."""
-    zs = np.nonzero(np.any(labels > 0, axis=(1, 2)))[0]
+    zs = np.nonzero(labels[box].any(axis=(1, 2)))[0] + box[0].start
     z0, z1 = int(zs[0]), int(zs[-1]) + 1
     return [z0 + ((z1 - z0) * k) // 3 for k in range(4)]
 
 
-def lung_metrics(hu: np.ndarray, labels: np.ndarray, voxel_ml: float) -> dict[str, Any]:
+def lung_metrics(hu: np.ndarray, labels: np.ndarray, voxel_ml: float, box: tuple[slice, ...] | None = None) -> dict[str, Any]:
     """Whole-lung, per-lung and per-third metrics from one pass over the lung bounding box."""
-    cuts = third_cuts(labels)
-    h = side_third_histograms(hu, labels, cuts)  # [third, side, bin]
+    box = box or _bbox(labels > 0)
+    cuts = third_cuts(labels, box)
+    h = side_third_histograms(hu, labels, cuts, box)  # [third, side, bin]
     whole = summarize(h.sum(axis=(0, 1)), voxel_ml)
     per_lung = {name: summarize(h[:, i].sum(axis=0), voxel_ml) for i, name in enumerate(("right", "left"))}
     per_third = {name: summarize(h[i].sum(axis=0), voxel_ml) for i, name in enumerate(("upper", "middle", "lower"))}
@@ -68,10 +68,11 @@ def lung_metrics(hu: np.ndarray, labels: np.ndarray, voxel_ml: float) -> dict[st
     }
 
 
-def cluster_metrics(hu: np.ndarray, mask: np.ndarray, voxel_ml: float, min_size: int = 4) -> dict[str, Any]:
+def cluster_metrics(hu: np.ndarray, labels: np.ndarray, voxel_ml: float, box: tuple[slice, ...] | None = None,
+                    min_size: int = 4) -> dict[str, Any]:
     """3D 6-connected LAA-950 clusters: count, largest, bullae >= 1 mL and the power-law exponent D."""
-    box = _bbox(mask)
-    laa = (hu[box] <= LAA950) & mask[box]
+    box = box or _bbox(labels > 0)
+    laa = (hu[box] <= LAA950) & (labels[box] > 0)
     lab, n = ndi.label(laa)
     sizes = np.bincount(lab.ravel())[1:]
     big = sizes[sizes >= min_size]

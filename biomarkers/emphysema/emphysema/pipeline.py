@@ -59,12 +59,12 @@ def _input_block(vol: CTVolume, path: Path) -> dict[str, Any]:
 def measure(vol: CTVolume, seg: Segmentation, variant: Variant, timings: dict[str, float]) -> dict[str, Any]:
     """All numbers of the report from original HU inside the full-resolution mask."""
     t = time.perf_counter()
-    lm = lung_metrics(vol.hu, seg.labels, vol.voxel_ml)
+    lm = lung_metrics(vol.hu, seg.labels, vol.voxel_ml, seg.box)
     timings["metrics"] = round(time.perf_counter() - t, 3)
     clusters = None
     if variant.clusters:
         t = time.perf_counter()
-        clusters = cluster_metrics(vol.hu, seg.labels > 0, vol.voxel_ml)
+        clusters = cluster_metrics(vol.hu, seg.labels, vol.voxel_ml, seg.box)
         timings["clusters"] = round(time.perf_counter() - t, 3)
     w = lm["whole"]
     return {

@@ -63,14 +63,14 @@ def write_qc_png(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float
                  report: dict[str, Any], z_range: list[int], path: Path) -> None:
     """Three axial levels (30/50/70 % of lung height) and a coronal reformat through the lungs."""
     dz, dy, dx = spacing
-    lung = labels > 0
     z0, z1 = z_range
     panels = []
-    for frac in (0.3, 0.5, 0.7):
+    for frac in (0.3, 0.5, 0.7):  # per-slice work only: this runs beside the metrics on the other core
         z = int(z0 + frac * (z1 - z0 - 1))
-        panels.append(_panel(_overlay(hu[z], lung[z]), dy, dx, f"Axial {int(frac * 100)}% of lung height (slice {z})"))
-    yc = int(np.round(np.nonzero(lung.any(axis=(0, 2)))[0].mean()))
-    panels.append(_panel(_overlay(hu[:, yc, :], lung[:, yc, :]), dz, dx, f"Coronal (row {yc})"))
+        panels.append(_panel(_overlay(hu[z], labels[z] > 0), dy, dx, f"Axial {int(frac * 100)}% of lung height (slice {z})"))
+    rows = np.nonzero((labels[(z0 + z1) // 2] > 0).any(axis=1))[0]
+    yc = int((rows[0] + rows[-1]) // 2) if rows.size else labels.shape[1] // 2
+    panels.append(_panel(_overlay(hu[:, yc, :], labels[:, yc, :] > 0), dz, dx, f"Coronal (row {yc})"))
     lines = _caption(report)
     sheet = Image.new("RGB", (2 * PANEL, 2 * (PANEL + 18) + 16 * len(lines) + 8), (0, 0, 0))
     for i, p in enumerate(panels):

@@ -20,6 +20,7 @@ class Segmentation:
     """Lung label map on the input grid (0 none, 1 right, 2 left) and what happened on the way."""
 
     labels: np.ndarray
+    box: tuple[slice, ...]  # bounding box of the labels on the input grid (saves full-volume scans later)
     airway_grid: np.ndarray | None
     stride: int
     info: dict[str, Any] = field(default_factory=dict)
@@ -248,7 +249,8 @@ def segment(hu: np.ndarray, spacing: tuple[float, float, float], stride: int, be
     fbox = tuple(slice(b.start * stride, min(b.stop * stride, n)) for b, n in zip(box, hu.shape))
     full[fbox] = lab_box if stride == 1 else upsample(lab_box, stride, tuple(f.stop - f.start for f in fbox), xp)
     info["grid_box"] = [(b.start, b.stop) for b in box]
-    return Segmentation(labels=be.to_cpu(full), airway_grid=_airway_full_index(airway, box), stride=stride, info=info)
+    return Segmentation(labels=be.to_cpu(full), box=fbox, airway_grid=_airway_full_index(airway, box),
+                        stride=stride, info=info)
 
 
 def _airway_full_index(airway: np.ndarray | None, box: tuple[slice, ...]) -> np.ndarray | None:

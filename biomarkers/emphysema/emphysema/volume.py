@@ -31,7 +31,8 @@ class CTVolume:
 def to_hu_int16(raw: np.ndarray, slope: float, intercept: float) -> np.ndarray:
     """Apply a rescale and clamp to [-1024, 32767] as int16 without a float64 volume copy."""
     if raw.dtype == np.int16 and float(slope) == 1.0 and float(intercept) == 0.0:
-        return np.maximum(raw, np.int16(HU_FLOOR))  # common case: no int32 temporary
+        # common case: clamp in place when we own the buffer, no int32 temporary either way
+        return np.maximum(raw, np.int16(HU_FLOOR), out=raw if raw.flags.writeable else None)
     if float(slope) == 1.0 and float(intercept).is_integer():
         out = raw.astype(np.int32, copy=False) + int(intercept)
     else:
