@@ -14,13 +14,20 @@ def side_third_histograms(hu: np.ndarray, labels: np.ndarray, z_cuts: list[int],
     """HU histograms [third, side] for sides 1/2 and z slabs; arithmetic keys, no boolean gathers."""
     out = np.zeros((len(z_cuts) - 1, 2, N_BINS), np.int64)
     for t in range(len(z_cuts) - 1):
-        zs = slice(z_cuts[t], z_cuts[t + 1])
-        lab, h = labels[zs, box[1], box[2]], hu[zs, box[1], box[2]]
-        key = lab.astype(np.uint16) * np.uint16(N_BINS)  # side 0/1/2 in the high part
-        # two ufuncs instead of np.clip, which is several times slower on int16
-        key += (np.maximum(np.minimum(h, HU_MIN + N_BINS - 1), HU_MIN) - HU_MIN).astype(np.uint16)
-        out[t] = np.bincount(key.ravel(), minlength=3 * N_BINS).reshape(3, N_BINS)[1:]
+        for z in range(z_cuts[t], z_cuts[t + 1], SLAB):
+            zs = slice(z, min(z + SLAB, z_cuts[t + 1]))
+            out[t] += _slab_hist(hu[zs, box[1], box[2]], labels[zs, box[1], box[2]])
     return out
+
+
+SLAB = 16  # slices per chunk: temporaries stay small and reuse memory instead of faulting in 200+ MB
+
+
+def _slab_hist(h: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    key = lab.astype(np.uint16) * np.uint16(N_BINS)  # side 0/1/2 in the high part
+    # two ufuncs instead of np.clip, which is several times slower on int16
+    key += (np.maximum(np.minimum(h, HU_MIN + N_BINS - 1), HU_MIN) - HU_MIN).astype(np.uint16)
+    return np.bincount(key.ravel(), minlength=3 * N_BINS).reshape(3, N_BINS)[1:]
 
 
 def _bbox(m: np.ndarray) -> tuple[slice, ...]:
