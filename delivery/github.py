@@ -191,6 +191,21 @@ class GitHubClient:
             raise GitHubError(f"GitHub sent {full_name}/{path} as something that is not JSON") from e
         return _decode_content(data, full_name, path)
 
+    def set_commit_status(self, full_name: str, commit: str, context: str, state: str, description: str,
+                          target_url: str | None) -> None:
+        """Create a commit status (`POST /repos/{full_name}/statuses/{commit}`); the newest per context wins.
+
+        Raises:
+            GitHubError: GitHub refused (401/403, 404 unknown repository or commit, 422 bad state) or failed.
+            RateLimitExceeded: the limit is spent for longer than the governor may wait.
+        """
+        body: dict[str, str] = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        url = f"/repos/{full_name}/statuses/{commit}"
+        response = self.governor.run("core", lambda: self._send("POST", url, body=body))
+        self._check(response, f"the {context} status of {full_name}@{commit[:12]}")
+
     def close(self) -> None:
         """Close the connection pool and persist the ETag cache."""
         self.cache.save()

@@ -15,13 +15,16 @@ from delivery import clikit
 from delivery.ci import context as ci_context
 from delivery.ci.record import RunRecord, StageResult
 from delivery.ci.stages import Options, StageEnv, execute, host_ca_bundle
-from delivery.ci.status import CommitStatusSink, NoStatus
+from delivery.ci.status import CommitStatusSink, GitHubStatus, NoStatus, github_repository
 from delivery.config import add_registry_flag, registry_settings
 from delivery.docker import DockerClient
 from delivery.errors import ConfigError, DeliveryError
+from delivery.github import GitHubClient
 from delivery.manifest import load_manifest
 from delivery.paths import state_home
 from delivery.provenance import generate_keys
+from delivery.scm.ratelimit import Governor, SystemClock
+from delivery.secrets import from_env
 from delivery.trivy import SEVERITIES
 
 EPILOG = """\
@@ -124,8 +127,14 @@ def _env(args: argparse.Namespace, *, fresh: bool) -> StageEnv:
 
 
 def status_sink() -> CommitStatusSink:
-    """GitHub commit statuses inside a Jenkins build with a token; nowhere otherwise."""
-    return NoStatus()
+    """GitHub commit statuses inside a Jenkins build (BUILD_URL) with GITHUB_TOKEN; nowhere otherwise."""
+    token = from_env("GITHUB_TOKEN", required=False)
+    full_name = github_repository(os.environ.get("GIT_URL", ""))
+    if not (os.environ.get("BUILD_URL") and token and full_name):
+        return NoStatus()
+    client = GitHubClient(os.environ.get("GITHUB_API_URL", "https://api.github.com"), token,
+                          Governor(SystemClock(), max_wait=60.0))
+    return GitHubStatus(client, full_name, lambda text: print(f"warning: {text}", file=sys.stderr))
 
 
 def _single(args: argparse.Namespace, name: str) -> int:
