@@ -19,6 +19,7 @@ from delivery.registry import RegistryClient
 
 RECIPE = 1  # bump when the steps below change what lands in the image
 KEY_LABEL = "io.biomarker-delivery.base-key"
+CACHE_REPOSITORY = "delivery-cache/base"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SOURCE_DATE_EPOCH = "1704067200"  # 2024-01-01: every file's mtime is clamped to it
 STRIP = ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*", "var/cache/ldconfig/aux-cache",
@@ -76,15 +77,17 @@ def build_base_image(spec: BaseImageSpec, target: str, docker: DockerClient, reg
         progress(f"{target} already holds base {key} ({remote}); nothing to do")
         return BaseImageResult(target, remote, key, ("registry hit",))
     steps: list[str] = []
-    local = docker.find_labelled(KEY_LABEL, key)  # re-importing would make a new image id and void build caches
-    if local:
-        docker.tag(local, repository, tag)
-        steps.append("local image reused")
-    else:
+    # Re-importing would make a new image id and void every build cache above it, so the import keeps a
+    # local name of its own (a label would not do: images built FROM the base inherit it).
+    local = docker.find(f"{CACHE_REPOSITORY}:{key}")
+    if local is None:
         tar = cached_rootfs(spec, ca_bundle, progress, steps)
         progress(f"importing {tar.name}")
-        docker.import_tar(tar, repository, tag, spec.changes())
+        docker.import_tar(tar, CACHE_REPOSITORY, key, spec.changes())
         steps.append("imported")
+    else:
+        steps.append("local image reused")
+    docker.tag(f"{CACHE_REPOSITORY}:{key}", repository, tag)
     pushed = docker.push(repository, tag, registry.auth())
     if client.head_manifest(name, tag) != pushed.digest:
         raise BaseImageError(f"the registry does not hold {pushed.digest} for {target} after the push")

@@ -225,14 +225,6 @@ class DockerClient:
                 return None
             raise
 
-    def find_labelled(self, label: str, value: str) -> str | None:
-        """The id of a local image carrying `label=value`, if any."""
-        try:
-            ids = self._client.api.images(quiet=True, filters={"label": f"{label}={value}"})
-        except (docker.errors.APIError, requests.RequestException) as e:
-            raise DockerError(f"cannot list images: {_explain(e)}", status=_status(e)) from e
-        return str(ids[0]) if ids else None
-
     def tag(self, image: str, repository: str, tag: str) -> None:
         """Give a local image another name."""
         try:
