@@ -18,7 +18,8 @@ def test_cache_key_is_stable_and_changes_with_every_input() -> None:
     spec = BaseImageSpec("bookworm", ("ca-certificates", "python3"), "/opt/venv")
     assert spec.key() == BaseImageSpec("bookworm", ("ca-certificates", "python3"), "/opt/venv").key()
     others = [BaseImageSpec("trixie", spec.packages, spec.venv), BaseImageSpec("bookworm", ("python3",), spec.venv),
-              BaseImageSpec("bookworm", spec.packages, None), BaseImageSpec("bookworm", spec.packages, spec.venv, ("numpy",)),
+              BaseImageSpec("bookworm", spec.packages, None),
+              BaseImageSpec("bookworm", spec.packages, spec.venv, ("numpy",)),
               BaseImageSpec("bookworm", spec.packages, spec.venv, mirror="http://mirror.example/debian")]
     assert len({spec.key(), *(o.key() for o in others)}) == 1 + len(others)
 
