@@ -168,3 +168,29 @@ def test_variables_cas_and_release_store(fake: FakeNomad) -> None:
     assert store.read("prod", "alpha").index == index and store.biomarkers("prod") == ["alpha"]
     r = requests.put(f"{fake.address}/v1/var/x", params={"cas": 5}, json={"Items": {"a": "b"}}, timeout=5)
     assert r.status_code == 409
+
+
+@pytest.mark.parametrize("via", ["client-report", "allocation-health-endpoint"])
+def test_blocking_read_of_a_jobs_deployment_wakes_when_an_allocation_turns_healthy(fake: FakeNomad, api: nomad.Nomad,
+                                                                                   via: str) -> None:
+    api.job.register_job("web", {"Job": service()})
+    fake.default_health = None
+    api.job.register_job("web", {"Job": service("img:2")})
+    c = client(fake.address)
+    seen = c.latest_deployment("web")
+    assert seen.value is not None and seen.value.groups[0].healthy == 0
+    dep_id = seen.value.id
+    canary = next(a for a in fake.allocs_of("web") if a["DeploymentStatus"]["Canary"])
+
+    def report() -> None:
+        if via == "client-report":
+            fake.set_alloc_health(canary["ID"], True)
+        else:
+            requests.post(f"{fake.address}/v1/deployment/allocation-health/{dep_id}",
+                          json={"DeploymentID": dep_id, "HealthyAllocationIDs": [canary["ID"]]}, timeout=5)
+
+    threading.Timer(0.2, report).start()
+    start = time.monotonic()
+    woke = c.latest_deployment("web", index=seen.index, wait=20.0)
+    assert time.monotonic() - start < 5, "the blocking query slept through the health change"
+    assert woke.index > seen.index and woke.value is not None and woke.value.groups[0].healthy == 1
