@@ -90,7 +90,7 @@ def build_job(manifest: Biomarker, variant: str, release: Release, *, track: Tra
     }
     if manifest.job_type == "batch":
         job["ParameterizedJob"] = {"Payload": "forbidden", "MetaRequired": ["study"],
-                                   "MetaOptional": ["execution_id", "cohort"]}
+                                   "MetaOptional": ["execution_id", "cohort", "output"]}
     else:
         group["Update"] = _update_block(cluster)
     job["Meta"][SPEC_HASH] = spec_hash(job)
