@@ -290,7 +290,7 @@ def _service_ended(o: Observed, s: RolloutStatus, dep: Deployment, mine: JobView
     after = [d for d in o.deployments if d.job_version > mine.version]
     if dep.status == "failed" and "rolling back to job version" in dep.description:
         if not after or not after[-1].terminal:
-            return None  # Nomad's auto-revert is still rolling out; follow it to its end
+            return _follow_revert(after[-1]) if after else None  # follow Nomad's auto-revert to its end
         reason = s.failure_reason or "AutoReverted"
         return _finish(o, s, "RolledBack", reason, f"{dep.description}; revert deployment {after[-1].status}")
     target, job = s.stable, o.stable_job
@@ -300,6 +300,14 @@ def _service_ended(o: Observed, s: RolloutStatus, dep: Deployment, mine: JobView
             return Revert(s.candidate_spec["ID"], source.version, job.version)
     if target is not None and job is not None and _hash(job) == target.spec_hash:
         if after and not after[-1].terminal:
-            return None
+            return _follow_revert(after[-1])
         return _finish(o, s, "RolledBack", s.failure_reason or "RolledBack", f"back on {target.version}")
     return _finish(o, s, "Failed", s.failure_reason or "DeploymentFailed", dep.description)
+
+
+def _follow_revert(dep: Deployment) -> Action | None:
+    """A revert's deployment may need canary promotion again (Nomad #10882); rollback is never frozen."""
+    waiting = [g for g in dep.groups if g.desired_canaries and not g.promoted]
+    if dep.status == "running" and waiting and all(g.healthy >= g.desired_canaries for g in waiting):
+        return PromoteDeployment(dep.id)
+    return None

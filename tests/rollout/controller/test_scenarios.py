@@ -12,8 +12,8 @@ from delivery.audit import AuditLog
 from delivery.release.state import SqliteReleaseStore
 from rollout import freeze
 from rollout.controller import operations
-from rollout.controller.gates import InMemoryExecutionStats, PairedOutput
 from rollout.controller.decide import UpdateStatus
+from rollout.controller.gates import InMemoryExecutionStats, PairedOutput
 from rollout.controller.loop import Controller
 from rollout.controller.model import RolloutStatus
 from tests.support.fake_nomad import FakeNomad, Node
@@ -227,3 +227,20 @@ def test_no_gpu_capacity_ends_in_our_own_timeout(tmp_path: Path) -> None:
         clock.advance(timedelta(minutes=16).total_seconds())
         status = run(ctl)
         assert status.phase == "RolledBack" and status.failure_reason == "NoCapacity"
+
+
+def test_rollback_of_a_promoted_service_promotes_the_reverts_own_canary(fake: FakeNomad, tmp_path: Path) -> None:
+    clock = Clock()
+    deploy(fake, tmp_path, SERVICE, "1.0.0", clock)
+    ctl = controller(fake.address, tmp_path, "quicklook", clock)
+    run(ctl)
+    deploy(fake, tmp_path, SERVICE, "1.1.0", clock)
+    assert run(ctl).phase == "Succeeded"
+    store = SqliteReleaseStore(tmp_path / "release-state.sqlite")
+    operations.request(store, ENV, "quicklook", "rollback", now=clock(), reason="QC drift")
+    status = run(ctl)  # the revert is a destructive change: Nomad canaries it again and waits for promotion
+    assert status.phase == "RolledBack" and status.exit_code() == 1
+    revert = client(fake.address).deployments("quicklook-web")[-1]
+    assert revert.status == "successful" and revert.groups[0].desired_canaries == 1 and revert.groups[0].promoted
+    current = client(fake.address).job("quicklook-web").value
+    assert current is not None and current.meta_value("version") == "1.0.0" and current.stable
