@@ -471,7 +471,8 @@ class FakeNomad:
         existing = self.state.jobs.get(key)
         if enforce:
             self._enforce(existing, int(modify))
-        return self._upsert(job, existing, triggered_by="job-register")
+        preserve = bool(_typed(body, "PreserveCounts", bool, "bool"))
+        return self._upsert(job, existing, triggered_by="job-register", preserve_counts=preserve)
 
     def _enforce(self, existing: Json | None, modify: int) -> None:
         if modify == 0 and existing is not None:
@@ -482,9 +483,11 @@ class FakeNomad:
             raise HTTPError(500, f"{ENFORCE} {modify}: job exists with conflicting job modify index: "
                                  f"{existing['JobModifyIndex']}")
 
-    def _upsert(self, job: Json, existing: Json | None, *, triggered_by: str) -> Json:
+    def _upsert(self, job: Json, existing: Json | None, *, triggered_by: str, preserve_counts: bool = False) -> Json:
         """Store a job; a new version only when the spec changed, then schedule it."""
         changed = existing is None or _spec(existing) != _spec(job)
+        if preserve_counts and existing is not None:
+            _preserve_counts(existing, job)  # after the change check: a Count-only change still versions (#20497)
         index = self._commit("jobs")
         if changed:
             job["Version"] = existing["Version"] + 1 if existing else 0
@@ -1492,6 +1495,14 @@ def _failed_metrics(evaluated: int, feasible: int) -> Json:
             "ClassFiltered": None, "ConstraintFiltered": None, "ClassExhausted": None,
             "DimensionExhausted": {"devices: nvidia/gpu": feasible}, "QuotaExhausted": None,
             "CoalescedFailures": 0}
+
+
+def _preserve_counts(existing: Json, job: Json) -> None:
+    """`PreserveCounts`: groups present in both jobs keep the running job's Count (state.updatePreservedValues)."""
+    running = {g["Name"]: g["Count"] for g in existing.get("TaskGroups") or []}
+    for group in job.get("TaskGroups") or []:
+        if group["Name"] in running:
+            group["Count"] = running[group["Name"]]
 
 
 def _register_response(eval_id: str, eval_index: int, job_modify: int, index: int) -> Json:

@@ -194,3 +194,55 @@ def test_blocking_read_of_a_jobs_deployment_wakes_when_an_allocation_turns_healt
     woke = c.latest_deployment("web", index=seen.index, wait=20.0)
     assert time.monotonic() - start < 5, "the blocking query slept through the health change"
     assert woke.index > seen.index and woke.value is not None and woke.value.groups[0].healthy == 1
+
+
+def test_versions_keep_the_newest_six_and_the_newest_stable(api: nomad.Nomad, fake: FakeNomad) -> None:
+    job = param()
+    api.job.register_job("batch", {"Job": job})
+    api.job.stable_job("batch", 0, True)  # batch versions are never stable on their own
+    for n in range(1, 8):
+        job["Meta"] = {"n": str(n)}
+        api.job.register_job("batch", {"Job": job})
+    assert fake.job_versions("batch") == [0, 3, 4, 5, 6, 7]
+    listed = api.job.get_versions("batch")["Versions"]
+    assert [v["Version"] for v in listed] == [7, 6, 5, 4, 3, 0] and listed[-1]["Stable"]
+
+
+def test_drain_migrates_allocations_with_links_and_no_new_version(api: nomad.Nomad, fake: FakeNomad) -> None:
+    api.job.register_job("web", {"Job": service(canary=0)})
+    before = fake.allocs_of("web")
+    drained = before[0]
+    fake.drain_node(drained["NodeID"])
+    old = api.allocation.get_allocation(drained["ID"])
+    assert (old["DesiredStatus"], old["ClientStatus"]) == ("stop", "complete")
+    after = fake.allocs_of("web")
+    replacement = next(a for a in after if a["PreviousAllocation"] == drained["ID"])
+    assert old["NextAllocation"] == replacement["ID"] and replacement["NodeID"] != drained["NodeID"]
+    assert len(after) == 2 and fake.job_versions("web") == [0] and replacement["JobVersion"] == 0
+    assert len(api.job.get_deployments("web")) == 1  # a migration is not a deployment
+
+
+def test_preserve_counts_keeps_running_counts_but_still_makes_a_version(api: nomad.Nomad, fake: FakeNomad) -> None:
+    api.job.register_job("web", {"Job": service(count=2, canary=0)})
+    api.job.register_job("web", {"Job": service(count=5, canary=0), "PreserveCounts": True})
+    assert fake.job_versions("web") == [0, 1]  # the Count-only change is detected before counts are preserved
+    assert api.job.get_job("web")["TaskGroups"][0]["Count"] == 2 and len(fake.allocs_of("web")) == 2
+    api.job.register_job("web", {"Job": service("img:2", count=5, canary=0), "PreserveCounts": True})
+    assert api.job.get_job("web")["TaskGroups"][0]["Count"] == 2
+    api.job.register_job("web", {"Job": service("img:2", count=3, canary=0)})
+    assert api.job.get_job("web")["TaskGroups"][0]["Count"] == 3 and len(fake.allocs_of("web")) == 3
+
+
+def test_a_paused_deployment_never_fails_its_progress_deadline(api: nomad.Nomad, fake: FakeNomad) -> None:
+    api.job.register_job("web", {"Job": service()})
+    fake.default_health = None
+    api.job.register_job("web", {"Job": service("img:2")})
+    dep = api.job.get_deployment("web")
+    api.deployment.pause_deployment(dep["ID"], True)
+    fake.advance(3 * 3600)  # far past the 10-minute progress deadline
+    assert api.deployment.get_deployment(dep["ID"])["Status"] == "paused"
+    api.deployment.pause_deployment(dep["ID"], False)
+    resumed = api.deployment.get_deployment(dep["ID"])
+    assert resumed["Status"] == "running" and resumed["TaskGroups"]["api"]["RequireProgressBy"] > "2026-01-05T12"
+    fake.advance(11 * 60)
+    assert api.deployment.get_deployment(dep["ID"])["Status"] == "failed"
