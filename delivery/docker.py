@@ -70,7 +70,8 @@ class PushResult:
     size: int
     layers_pushed: int
     layers_existing: int
-    bytes_pushed: int = 0
+    bytes_pushed: int = 0  # uncompressed sizes the engine reported for the layers it sent
+    pushed_ids: tuple[str, ...] = ()  # truncated diff ids (12 hex) of the layers it sent
 
 
 @dataclass(frozen=True)
@@ -376,6 +377,7 @@ def _parse_build(events: Iterable[dict[str, Any]], tag: str, on_line: LineSink |
 def _parse_push(events: Iterable[dict[str, Any]], reference: str, on_line: LineSink | None) -> PushResult:
     digest, size, pushed, existing = "", 0, 0, 0
     layer_bytes: dict[str, int] = {}
+    pushed_ids: list[str] = []
     for event in events:
         if "error" in event or "errorDetail" in event:
             raise DockerError(f"the registry rejected the push of {reference}: {_event_error(event)}",
@@ -385,7 +387,9 @@ def _parse_push(events: Iterable[dict[str, Any]], reference: str, on_line: LineS
             layer = str(event.get("id", ""))
             total = int((event.get("progressDetail") or {}).get("total") or 0)
             layer_bytes[layer] = max(total, layer_bytes.get(layer, 0))
-        pushed += status == "Pushed"
+        if status == "Pushed":
+            pushed += 1
+            pushed_ids.append(str(event.get("id", "")))
         existing += status in ("Layer already exists",) or status.startswith("Mounted from")
         if on_line and status and "progressDetail" not in event:
             on_line(f"{event.get('id', '')} {status}".strip())
@@ -394,7 +398,7 @@ def _parse_push(events: Iterable[dict[str, Any]], reference: str, on_line: LineS
             digest, size = str(aux["Digest"]), int(aux.get("Size", 0))
     if not digest:
         raise DockerError(f"push of {reference} ended without a digest; the registry may have dropped it")
-    return PushResult(reference, digest, size, pushed, existing, sum(layer_bytes.values()))
+    return PushResult(reference, digest, size, pushed, existing, sum(layer_bytes.values()), tuple(pushed_ids))
 
 
 def _status(e: Exception) -> int | None:

@@ -241,12 +241,21 @@ def push(env: StageEnv, options: Options) -> Outcome:
     repository = f"{settings.host}/{name}"
     env.docker.tag(image["id"], repository, tag)
     pushed = env.docker.push(repository, tag, settings.auth(), on_line=env.on_line)
-    stored_digest = client.head_manifest(name, tag)
-    if stored_digest != pushed.digest:
-        raise StageFailed(f"the registry holds {stored_digest} for {name}:{tag}, but the engine pushed {pushed.digest}")
-    _record_push(env, settings, name, tag, pushed.digest, pushed.bytes_pushed, rule)
+    stored = client.get_manifest(name, pushed.digest)
+    if client.head_manifest(name, tag) != pushed.digest:
+        raise StageFailed(f"the registry does not hold {pushed.digest} for {name}:{tag} after the push")
+    sent = compressed_bytes_sent(stored.json(), env.docker.inspect(image["id"]).layers, pushed.pushed_ids)
+    _record_push(env, settings, name, tag, pushed.digest, sent, rule)
     return Outcome("passed", f"{repository}:{tag} {pushed.digest} ({pushed.layers_pushed} layer(s) sent, "
-                             f"{pushed.bytes_pushed / 1e6:.1f} MB)", {"bytes_pushed": pushed.bytes_pushed})
+                             f"{sent / 1e6:.1f} MB compressed)",
+                   {"bytes_pushed": sent, "bytes_pushed_uncompressed": pushed.bytes_pushed})
+
+
+def compressed_bytes_sent(manifest: dict[str, Any], diff_ids: tuple[str, ...], pushed_ids: tuple[str, ...]) -> int:
+    """Registry (compressed) size of the layers the engine reported as sent; layer i of the manifest is diff id i."""
+    sent = set(pushed_ids)
+    return sum(int(layer.get("size", 0)) for layer, diff in zip(manifest.get("layers") or [], diff_ids, strict=False)
+               if diff.removeprefix("sha256:")[:12] in sent)
 
 
 def _record_push(env: StageEnv, settings: RegistrySettings, name: str, tag: str, digest: str, sent: int,

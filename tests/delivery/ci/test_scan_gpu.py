@@ -45,7 +45,7 @@ def test_a_secret_planted_in_the_image_closes_the_scan_gate(
     assert main(["ci", "build", str(repo), "--network", "none"]) == 0
     assert main(["ci", "scan", str(repo)]) == 1
     err = capsys.readouterr().err
-    assert "scan gate closed" in err and "aws-access-key-id" in err
+    assert "scan gate closed" in err and "aws-access-key-id" in err, err
     assert "vulnerabilities NOT scanned" in err  # no DB offline: said, never passed silently
     scan = _record(repo)["stages"]["scan"]
     assert scan["status"] == "failed" and "aws-access-key-id" in scan["details"]["blocking_ids"]
