@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -141,7 +142,7 @@ def _single(args: argparse.Namespace, name: str) -> int:
     env = _env(args, fresh=name == "build")
     result, outcome = execute(name, env, _options(args), status_sink())
     if args.json:
-        clikit.print_json({"stage": result.__dict__, "record": str(env.record.path)})
+        clikit.print_json({"stage": dataclasses.asdict(result), "record": str(env.record.path)})
         return 0
     for line in outcome.lines:
         print(line)
@@ -155,13 +156,13 @@ def _run(args: argparse.Namespace) -> int:
         generate_keys(options.signing_key.parent)  # the embedded default signs with its own key
     env = _env(args, fresh=True)
     stages = [s for s in RUN_ORDER if not (s == "gpu-test" and args.gpu == "skip")]
-    options = Options(**{**options.__dict__, "allow_no_gpu": args.gpu == "auto" or args.allow_no_gpu})
+    options = dataclasses.replace(options, allow_no_gpu=args.gpu == "auto" or args.allow_no_gpu)
     console = Console(stderr=True)
     console.print(f"[bold]delivery ci run[/] {env.manifest.name} @ {env.context.commit[:12]} ({env.context.ref})")
     results, failure = _run_stages(env, options, stages, console)
     _print_table(console, results, stages)
     if args.json:
-        clikit.print_json({"record": str(env.record.path), "stages": [r.__dict__ for r in results],
+        clikit.print_json({"record": str(env.record.path), "stages": [dataclasses.asdict(r) for r in results],
                            "push": env.record.get("push"), "attest": env.record.get("attest")})
     if failure:
         raise failure
