@@ -96,7 +96,7 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = _engine(url)
+        self._engine = ledger_engine(url)
         Base.metadata.create_all(self._engine, tables=[t.__table__ for t in _LEDGER_TABLES])  # type: ignore[misc]
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         event.listen(self._sessions, "before_flush", _refuse_rewrites)
@@ -174,7 +174,8 @@ class Ledger:
             return [Execution(_record(r), tuple(events[r.id])) for r in rows]
 
 
-def _engine(url: str) -> Engine:
+def ledger_engine(url: str) -> Engine:
+    """An engine on the ledger database (SQLite gets WAL, so readers never block the writer)."""
     engine = create_engine(url)
     if url.startswith("sqlite"):
         # WAL + NORMAL sync: commits stay durable against a process crash at a fraction of the fsync cost.

@@ -17,7 +17,7 @@ from rollout.executions.manifests import FixedManifests
 from rollout.executions.pins import RegistryPinResolver
 from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.submit import Submitter
-from tests.support.executions_builders import Built, build_biomarker, manifest
+from tests.support.executions_builders import MANIFEST, Built, build_biomarker, manifest
 
 NAME = "alpha"
 
@@ -64,3 +64,17 @@ def make_world(tmp: Path, docker_client: DockerClient, registry: RegistryHandle,
 def world(tmp_path: Path, docker_client: DockerClient, registry: RegistryHandle, registry_auth: RegistryAuth,
           builds: Builds) -> World:
     return make_world(tmp_path, docker_client, registry, registry_auth)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: RegistryHandle) -> Path:
+    """A fresh DELIVERY_HOME, the test registry in the environment, and an org folder holding the manifest."""
+    monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DELIVERY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DELIVERY_REGISTRY", registry.host)
+    monkeypatch.setenv("DELIVERY_REGISTRY_USER", registry.username)
+    monkeypatch.setenv("DELIVERY_REGISTRY_PASSWORD", registry.password.reveal())
+    monkeypatch.setenv("DELIVERY_ACTOR", "dr-tester")
+    (tmp_path / "org" / NAME).mkdir(parents=True)
+    (tmp_path / "org" / NAME / "biomarker.yaml").write_text(MANIFEST.format(name=NAME))
+    return tmp_path

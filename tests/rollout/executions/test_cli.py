@@ -7,23 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from delivery.localenv import RegistryHandle
 from rollout.cli import main
 from tests.rollout.executions.conftest import NAME, Builds
-from tests.support.executions_builders import MANIFEST, study
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: RegistryHandle) -> Path:
-    monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("DELIVERY_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DELIVERY_REGISTRY", registry.host)
-    monkeypatch.setenv("DELIVERY_REGISTRY_USER", registry.username)
-    monkeypatch.setenv("DELIVERY_REGISTRY_PASSWORD", registry.password.reveal())
-    monkeypatch.setenv("DELIVERY_ACTOR", "dr-tester")
-    (tmp_path / "org" / NAME).mkdir(parents=True)
-    (tmp_path / "org" / NAME / "biomarker.yaml").write_text(MANIFEST.format(name=NAME))
-    return tmp_path
+from tests.support.executions_builders import study
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, object]:
