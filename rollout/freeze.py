@@ -7,7 +7,7 @@ only makes resolution for that cohort stick to its version. Rollback is never bl
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from delivery.errors import DeliveryError, UsageError
@@ -43,8 +43,8 @@ def _field(text: str, lo: int, hi: int, expr: str) -> frozenset[int]:
                 start = end = int(base)
         except ValueError as e:
             raise UsageError(f"cron {expr!r}: cannot read {item!r}") from e
-        if hi == 6 and end == 7:  # Sunday may be written 7
-            end, values = 6, values | {0}
+        if hi == 6 and end == 7:  # Sunday may be written 7, alone or ending a range
+            start, end, values = (0, 0, values) if start == 7 else (start, 6, values | {0})
         if not (lo <= start <= end <= hi) or step < 1:
             raise UsageError(f"cron {expr!r}: {item!r} outside {lo}-{hi}")
         values.update(range(start, end + 1, step))
@@ -65,11 +65,12 @@ def cron_matches(fields: tuple[frozenset[int], ...], when: datetime) -> bool:
 
 def window_open(cron: str, duration_s: int, tz: str, now: datetime) -> bool:
     """Whether a window that opens at each cron match (local time in `tz`) and lasts `duration_s` covers `now`."""
-    fields = parse_cron(cron)
-    local = now.astimezone(_zone(tz)).replace(second=0, microsecond=0)
+    fields, zone = parse_cron(cron), _zone(tz)
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    # Walk back in real minutes (not wall-clock ones) so a window across a DST jump lasts `duration_s`.
     for minutes_back in range(min(duration_s, MAX_WINDOW_S) // 60 + 1):
-        start = local - timedelta(minutes=minutes_back)
-        if cron_matches(fields, start) and (now - start).total_seconds() < duration_s:
+        start = minute - timedelta(minutes=minutes_back)
+        if cron_matches(fields, start.astimezone(zone)) and (now - start).total_seconds() < duration_s:
             return True
     return False
 
