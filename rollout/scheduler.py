@@ -72,10 +72,10 @@ class LocalScheduler:
             current = versions[-1] if versions else None
             if (current["JobModifyIndex"] if current else 0) != enforce_index:
                 raise NomadConflict(f"local job {spec['ID']} changed since it was read")
-            if current is None or _body(current) != _body(spec):
+            new = {**spec, "Stop": bool(spec.get("Stop"))}  # stored normalised, so compare normalised
+            if current is None or _body(current) != _body(new):
                 n = len(versions)
-                versions.append({**spec, "Version": n, "Stable": False, "Stop": bool(spec.get("Stop")),
-                                 "JobModifyIndex": n + 1, "ModifyIndex": n + 1})
+                versions.append({**new, "Version": n, "Stable": False, "JobModifyIndex": n + 1, "ModifyIndex": n + 1})
                 self._save(data)
             return RegisterResult("", versions[-1]["JobModifyIndex"], len(versions))
 
