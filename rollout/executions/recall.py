@@ -13,6 +13,7 @@ from delivery.registry import RegistryClient
 from delivery.release.yank import yank_version
 from rollout.executions.ledger import Ledger
 from rollout.executions.model import Execution, ExecutionRequest
+from rollout.executions.rollback import RollbackIncomplete
 from rollout.executions.submit import Submitter
 
 
@@ -102,6 +103,9 @@ class Recall:
             problems.append(f"yank failed: {e.message}")
         try:
             actions += self.rollback.rollback(biomarker, version, reason)
+        except RollbackIncomplete as e:
+            actions += e.done
+            problems.append(f"rollback incomplete: {e.message}")
         except DeliveryError as e:
             problems.append(f"rollback failed: {e.message}")
         affected = tuple(self.ledger.executions(biomarker=biomarker, version=version))

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from delivery import clikit
-from delivery.audit import AuditEvent, AuditLog
 from delivery.config import add_registry_flag, registry_settings
 from delivery.docker import DockerClient
 from delivery.paths import default_database_url, state_home
-from delivery.release.state import SqliteReleaseStore
+from delivery.release.state import ReleaseStore, SqliteReleaseStore
+from rollout.controller.loop import Controller
+from rollout.controller.model import ReleaseRef
 from rollout.executions.backend import Backend
 from rollout.executions.ledger import Ledger
 from rollout.executions.local_docker import LocalDockerBackend
 from rollout.executions.manifests import FolderManifests
+from rollout.executions.model import ExecutionError
 from rollout.executions.pins import RegistryPinResolver
+from rollout.executions.rollback import ControllerRollback
 from rollout.executions.routing import ReleaseStoreRouting
+from rollout.executions.stats import LedgerExecutionStats
 from rollout.executions.submit import Submitter
+from rollout.scheduler import LocalScheduler, Scheduler
 
 
 def add_service_flags(parser: argparse.ArgumentParser, *, backend: bool = True) -> None:
@@ -64,19 +70,33 @@ def _backend(name: str, auth: object) -> Backend:
     return LocalDockerBackend(DockerClient(), auth if isinstance(auth, RegistryAuth) else None)
 
 
-class AuditedRollback:
-    """The recall's rollback until the controller's one is wired: records the request and says what to run."""
+def controller_rollback(environments: list[str]) -> ControllerRollback:
+    """The controller's rollback where rollouts are kept: Nomad when NOMAD_ADDR is set, else the embedded default
+    (the same choice `rollout rollback` makes)."""
+    store, scheduler = rollout_backend()
+    stats = LedgerExecutionStats(ledger())
 
-    def __init__(self, audit: AuditLog, environment: str) -> None:
-        self._audit, self._environment = audit, environment
+    def controller_for(environment: str, biomarker: str) -> Controller:
+        return Controller(environment=environment, biomarker=biomarker, scheduler=scheduler, store=store,
+                          verifier=_RefuseVerify(), stats=stats, clock=lambda: datetime.now(UTC))
 
-    def rollback(self, biomarker: str, version: str, reason: str) -> list[str]:
-        store = release_store()
-        state = store.read(self._environment, biomarker).state
-        tracks = [name for name, pin in state.channels.items() if pin.version == version]
-        if not tracks:
-            return [f"{version} is on no channel of {self._environment}; nothing to roll back"]
-        self._audit.append(AuditEvent("rollback-requested", f"{biomarker}@{version}", reason,
-                                      details={"environment": self._environment, "channels": tracks}))
-        return [f"{version} is {'/'.join(tracks)} in {self._environment}: run `rollout rollback {biomarker} "
-                f"--env {self._environment}` (requested and audited)"]
+    return ControllerRollback(store, environments, controller_for)
+
+
+def rollout_backend() -> tuple[ReleaseStore, Scheduler]:
+    """Release store and scheduler of the rollout controller."""
+    if os.environ.get("NOMAD_ADDR"):
+        from rollout.nomad import NomadClient, NomadSettings
+        from rollout.nomad_state import NomadReleaseStore
+
+        client = NomadClient(NomadSettings.from_env())
+        return NomadReleaseStore(client), client
+    return release_store(), LocalScheduler(state_home() / "local-scheduler.json")
+
+
+class _RefuseVerify:
+    """A rollback never verifies a candidate; if asked to, nothing unverified may pass."""
+
+    def verify(self, release: ReleaseRef) -> str:
+        raise ExecutionError("a recall's rollback does not verify candidates",
+                             hint="Drive the rollout with `rollout watch --public-key …`.")

@@ -71,6 +71,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: RegistryHand
     """A fresh DELIVERY_HOME, the test registry in the environment, and an org folder holding the manifest."""
     monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DELIVERY_DATABASE_URL", raising=False)
+    monkeypatch.delenv("NOMAD_ADDR", raising=False)  # rollouts (and a recall's rollback) on the embedded default
     monkeypatch.setenv("DELIVERY_REGISTRY", registry.host)
     monkeypatch.setenv("DELIVERY_REGISTRY_USER", registry.username)
     monkeypatch.setenv("DELIVERY_REGISTRY_PASSWORD", registry.password.reveal())

@@ -10,6 +10,7 @@ import pytest
 from rollout.cli import main
 from tests.rollout.executions.conftest import NAME, Builds
 from tests.support.executions_builders import study
+from tests.support.executions_rollouts import Rollouts
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, object]:
@@ -29,9 +30,14 @@ def test_submit_show_and_recall_through_the_cli(home: Path, builds: Builds, caps
     assert [e["id"] for e in listed] == [execution["id"]]  # type: ignore[union-attr]
     assert main(["executions", "show", execution["id"]]) == 0
     assert builds.v1_1.digest in capsys.readouterr().out
+    rollouts = Rollouts(home / "home" / "local-scheduler.json", home / "home" / "release-state.sqlite")
+    rollouts.deploy("local", "1.0.0", promote=True)
+    rollouts.deploy("local", "1.1.0", promote=True)
     code, report = _json(capsys, ["recall", NAME, "1.1.0", "--reason", "wrong calibration", "--json", *org])
     assert code == 0 and [e["id"] for e in report["executions"]] == [execution["id"]]  # type: ignore[index]
     assert report["actor"] == "dr-tester"  # type: ignore[index]
+    assert any(a.startswith("rolled back alpha 1.1.0 in local") for a in report["actions"])  # type: ignore[index]
+    assert rollouts.phase("local") == ("RolledBack", "1.0.0")
 
 
 def test_a_bad_pin_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
