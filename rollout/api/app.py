@@ -1,0 +1,425 @@
+"""The ASGI application: routes, authentication and authorisation per route, errors as problems."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Security
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from delivery import __version__
+from delivery.audit import AuditEvent
+from delivery.errors import ConfigError, DeliveryError, ExternalServiceError, UsageError
+from delivery.release.resolve import gather_registry
+from delivery.release.state import ConflictError
+from rollout import freeze as freezes
+from rollout.api.auth import Principal, Role
+from rollout.api.dispatch import Busy
+from rollout.api.middleware import AccessLog, BodyLimit
+from rollout.api.schemas import (
+    IDEMPOTENCY_KEY,
+    NAME,
+    BiomarkerList,
+    BiomarkerSummary,
+    ExecutionList,
+    ExecutionView,
+    FreezeRequest,
+    FreezeView,
+    Health,
+    Problem,
+    RecallList,
+    RecallView,
+    Resolution,
+    ResolveRequest,
+    ResultsView,
+    RolloutRequest,
+    RolloutView,
+    SubmitRequest,
+    VersionList,
+)
+from rollout.api.services import Services
+from rollout.api.views import execution_view, freeze_view, results_view, version_views
+from rollout.controller import operations
+from rollout.controller.loop import load_status
+from rollout.executions.model import Execution, ExecutionNotFound, ExecutionRequest
+from rollout.executions.pins import binding_freeze, frozen_spec
+from rollout.executions.submit import execution_id
+
+log = logging.getLogger(__name__)
+ALL: tuple[Role, ...] = ("execution-client", "release-manager", "developer", "auditor")
+READERS: tuple[Role, ...] = ("release-manager", "developer", "auditor")
+COOKIE = "delivery_session"
+_bearer = HTTPBearer(auto_error=False, description="a token from `rollout tokens add NAME --role ROLE`")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": text} for code, text in (
+        (400, "malformed request"), (401, "no or unknown bearer token"), (403, "the token's role may not do this"),
+        (413, "request body too large"), (422, "a field is invalid (the message names it)"))}
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status, a message, what to do next, and the field at fault."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.hint, self.field = status, message, hint, field
+
+
+def _status_of(error: DeliveryError) -> int:
+    """How a domain error reads over HTTP."""
+    if isinstance(error, ExecutionNotFound):
+        return 404
+    if isinstance(error, Busy | ConfigError):
+        return 503
+    if isinstance(error, ConflictError | freezes.FrozenError):
+        return 409
+    if isinstance(error, ExternalServiceError):
+        return 502
+    return 422
+
+
+def _problem(status: int, message: str, hint: str | None = None, field: str | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(error=message, hint=hint, field=field).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        return _problem(e.status, e.message, e.hint, e.field, headers)
+
+    @app.exception_handler(DeliveryError)
+    async def delivery_error(_: Request, e: DeliveryError) -> JSONResponse:
+        return _problem(_status_of(e), e.message, e.hint)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, e: HTTPException) -> JSONResponse:
+        return _problem(e.status_code, str(e.detail), headers=dict(e.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = list(e.errors())
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return _problem(400, "request body is not valid JSON", "Send a JSON object (Content-Type: "
+                            "application/json).", "body")
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        return _problem(422, f"{where}: {first.get('msg')}{more}", "Fix that field and send the request again.",
+                        where)
+
+
+def create_app(services: Services) -> FastAPI:
+    """The application over `services`; every piece of state lives in them, none in the process."""
+    app = FastAPI(title="Biomarker delivery API", version=__version__, openapi_url="/openapi.json",
+                  docs_url=None, redoc_url=None, responses=ERRORS,
+                  description="Submit pinned executions, read results with provenance, resolve pins, list "
+                              "versions; release managers freeze and roll back. Bearer tokens carry a role.")
+    app.state.services = services
+    _install_errors(app)
+    _health_routes(app, services)
+    _execution_routes(app, services)
+    _release_routes(app, services)
+    from rollout.api.page import install_page
+
+    install_page(app, services)
+    app.add_middleware(BodyLimit, limit=services.config.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app
+
+
+# ------------------------------------------------------------------------------------------------ authentication
+def authenticate(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None
+                 ) -> Principal:
+    """The caller from `Authorization: Bearer` (or the status page's cookie, for reads only)."""
+    token = _token(request)
+    if not token:
+        raise ApiError(401, "no bearer token", hint="Send `Authorization: Bearer TOKEN` (rollout tokens add).")
+    services: Services = request.app.state.services
+    principal = services.tokens.authenticate(token)
+    if principal is None:
+        raise ApiError(401, "unknown or revoked token", hint="Ask an administrator for a new token.")
+    request.state.principal = principal
+    return principal
+
+
+def _token(request: Request) -> str | None:
+    """The bearer token; the cookie counts only for reads, so a forged cross-site form can change nothing."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+    return request.cookies.get(COOKIE) if request.method in ("GET", "HEAD") else None
+
+
+def role(*allowed: Role) -> Any:
+    """Dependency: the caller, if their role is one of `allowed` (else 403)."""
+    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in allowed:
+            raise ApiError(403, f"role {principal.role} may not do this", hint=f"Needs one of: {', '.join(allowed)}.")
+        return principal
+
+    return Depends(check)
+
+
+Everyone = Annotated[Principal, role(*ALL)]
+Reader = Annotated[Principal, role(*READERS)]
+Submitting = Annotated[Principal, role("execution-client", "developer")]
+Manager = Annotated[Principal, role("release-manager")]
+Auditor = Annotated[Principal, role("auditor", "release-manager")]
+ExecutionId = Annotated[str, PathParam(pattern=r"^[0-9a-f-]{36}$", description="execution id")]
+Name = Annotated[str, PathParam(pattern=NAME, description="biomarker name")]
+FreezeId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="freeze id")]
+Action = Annotated[str, PathParam(pattern=r"^(pause|resume|abort|rollback)$", description="what to ask for")]
+EnvironmentQuery = Annotated[str | None, Query(pattern=NAME, description="environment (default: the first served)")]
+IdempotencyKey = Annotated[str | None, Header(pattern=IDEMPOTENCY_KEY, description="same key + same body = "
+                                              "same execution")]
+
+
+# ------------------------------------------------------------------------------------------------ health
+def _health_routes(app: FastAPI, services: Services) -> None:
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="the process answers")
+    def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"], summary="the systems of record answer",
+             responses={503: {"model": Health}})
+    def readyz() -> Any:
+        checks = {"tokens": "ok" if services.tokens.ready() else "no tokens configured"}
+        for name, probe in (("ledger", lambda: services.ledger.find("readiness-probe")),
+                            ("release-store", lambda: services.store.read(services.config.default_environment,
+                                                                          "readiness-probe"))):
+            try:
+                probe()
+                checks[name] = "ok"
+            except Exception as e:  # readiness reports every failure, whatever its kind
+                checks[name] = getattr(e, "message", type(e).__name__)
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(Health(status="ready" if ready else "not ready", checks=checks).model_dump(),
+                            status_code=200 if ready else 503)
+
+
+# ------------------------------------------------------------------------------------------------ executions
+def _environment(services: Services, given: str | None) -> str:
+    environment = given or services.config.default_environment
+    if environment not in services.config.environments:
+        raise ApiError(422, f"environment {environment!r} is not served here", field="environment",
+                       hint=f"Use one of: {', '.join(services.config.environments)}.")
+    return environment
+
+
+def _input_path(services: Services, reference: str) -> Path:
+    """The study under the input root; anything escaping it (.., absolute, symlinks out) is refused."""
+    root = services.config.input_root
+    if reference.startswith("/") or ".." in Path(reference).parts:
+        raise ApiError(422, "input must be a relative path inside the input root", field="input")
+    path = (root / reference).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise ApiError(422, "input must be a relative path inside the input root", field="input")
+    if not path.exists():
+        raise ApiError(422, f"input {reference!r} does not exist under the input root", field="input",
+                       hint="Copy the study to the shared input volume first.")
+    return path
+
+
+def _own(execution: Execution, principal: Principal) -> Execution:
+    """Execution clients see only their own executions (others read as not found, so ids do not leak)."""
+    if principal.role == "execution-client" and execution.record.actor != _actor(principal):
+        raise ApiError(404, f"no execution {execution.id}")
+    return execution
+
+
+def _actor(principal: Principal) -> str:
+    return f"api:{principal.name}"
+
+
+def _mismatch(execution: Execution, request: ExecutionRequest, variant: str) -> str | None:
+    """Which field of a replayed request differs from what the key first recorded."""
+    r = execution.record
+    for field, recorded, given in (("biomarker", r.biomarker, request.biomarker),
+                                   ("pin", r.pin_requested, f"{request.biomarker}@{request.spec}"),
+                                   ("variant", r.variant, variant), ("environment", r.environment,
+                                                                     request.environment),
+                                   ("cohort", r.cohort, request.cohort),
+                                   ("input", r.input_path, str(request.input_path))):
+        if recorded != given:
+            return field
+    return None
+
+
+def _execution_routes(app: FastAPI, services: Services) -> None:
+    @app.post("/v1/executions", status_code=202, response_model=ExecutionView, tags=["executions"],
+              summary="submit a study pinned to a version (runs asynchronously)",
+              responses={409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+                         503: {"model": Problem, "description": "too many submissions running; retry"}})
+    def submit(body: SubmitRequest, request: Request, principal: Submitting,
+               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+        environment = _environment(services, body.environment)
+        manifest = services.catalog.manifest(body.biomarker)
+        variant = body.variant or next(iter(manifest.variants))
+        if variant not in manifest.variants:
+            raise ApiError(422, f"{body.biomarker} has no variant {variant!r}", field="variant",
+                           hint=f"Choose one of: {', '.join(manifest.variants)}.")
+        request_id = f"api:{principal.name}:{idempotency_key or uuid.uuid4()}"
+        id_ = execution_id(request_id)
+        wanted = ExecutionRequest(
+            biomarker=body.biomarker, spec=body.pin.strip().removeprefix("@"),
+            input_path=_input_path(services, body.input), output_path=services.config.output_root / id_,
+            variant=variant, environment=environment, cohort=body.cohort, series_uid=body.series_uid,
+            request_id=request_id, actor=_actor(principal))
+        existing = services.ledger.find(id_) if idempotency_key else None
+        if existing is not None:
+            differs = _mismatch(existing, wanted, variant)
+            if differs:
+                raise ApiError(409, f"Idempotency-Key {idempotency_key} was used for another request ({differs} "
+                               "differs)", field=differs, hint="Use a new key for a new request.")
+        execution = existing or services.dispatcher.start(wanted, id_)
+        view = execution_view(execution, services.config.input_root)
+        return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"]})
+
+    @app.get("/v1/executions", response_model=ExecutionList, tags=["executions"],
+             summary="the ledger: executions, newest last (release managers, developers, auditors)")
+    def list_executions(_: Reader,
+                        biomarker: Annotated[str | None, Query(pattern=NAME)] = None,
+                        version: Annotated[str | None, Query(pattern=r"^[0-9A-Za-z.+_-]{1,128}$")] = None,
+                        since: Annotated[datetime | None, Query()] = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ExecutionList:
+        found = services.ledger.executions(biomarker=biomarker, version=version, since=since)
+        return ExecutionList(executions=[execution_view(e, services.config.input_root) for e in found[-limit:]])
+
+    @app.get("/v1/executions/{execution_id}", response_model=ExecutionView, tags=["executions"],
+             summary="status, resolved version and digest, route, timings",
+             responses={404: {"model": Problem, "description": "no such execution"}})
+    def get_execution(execution_id: ExecutionId, principal: Everyone) -> ExecutionView:
+        return execution_view(_own(services.ledger.get(execution_id), principal), services.config.input_root)
+
+    @app.get("/v1/executions/{execution_id}/results", response_model=ResultsView, tags=["executions"],
+             summary="the report and its provenance",
+             responses={404: {"model": Problem, "description": "no such execution"},
+                        409: {"model": Problem, "description": "still queued or running"}})
+    def get_results(execution_id: ExecutionId, principal: Everyone) -> ResultsView:
+        execution = _own(services.ledger.get(execution_id), principal)
+        view = results_view(execution)
+        if view.status in ("queued", "running"):
+            raise ApiError(409, f"execution {execution_id} is {view.status}; no results yet",
+                           hint="Poll GET /v1/executions/{id} until its status is succeeded or failed.")
+        return view
+
+
+# ------------------------------------------------------------------------------------------------ releases
+def _release_routes(app: FastAPI, services: Services) -> None:
+    @app.get("/v1/biomarkers", response_model=BiomarkerList, tags=["releases"], summary="biomarkers and channels")
+    def biomarkers(_: Everyone) -> BiomarkerList:
+        out = []
+        for name in services.catalog.names():
+            manifest = services.catalog.manifest(name)
+            channels = {env: {ch: pin.version for ch, pin in sorted(services.store.read(env, name)
+                                                                    .state.channels.items())}
+                        for env in services.config.environments}
+            out.append(BiomarkerSummary(name=name, description=manifest.description, image=manifest.image,
+                                        variants=list(manifest.variants), channels=channels))
+        return BiomarkerList(biomarkers=out)
+
+    @app.get("/v1/biomarkers/{name}/versions", response_model=VersionList, tags=["releases"],
+             summary="what can be pinned: versions with channels, yanks and freezes",
+             responses={404: {"model": Problem, "description": "unknown biomarker"}})
+    def versions(name: Name, _: Everyone) -> VersionList:
+        manifest = _manifest(services, name)
+        now = datetime.now(UTC)
+        states = [services.store.read(env, name).state for env in services.config.environments]
+        view = gather_registry(services.registry, manifest.image)
+        return VersionList(biomarker=name, image=view.image, versions=version_views(view, states, now),
+                           freezes=[freeze_view(f, s.environment, now) for s in states for f in s.freezes])
+
+    @app.post("/v1/resolve", response_model=Resolution, tags=["releases"], summary="resolve a pin, run nothing")
+    def resolve(body: ResolveRequest, _: Everyone) -> Resolution:
+        environment = _environment(services, body.environment)
+        manifest = _manifest(services, body.biomarker)
+        spec = body.pin.strip().removeprefix("@")
+        bound = binding_freeze(services.store.read(environment, body.biomarker).state, body.cohort,
+                               datetime.now(UTC))
+        if bound is not None:
+            spec = frozen_spec(spec, bound)
+        try:
+            found = services.resolver.resolve(body.biomarker, spec, environment=environment,
+                                              image_repository=manifest.image)
+        except ValueError as e:  # a range the version grammar cannot read
+            raise ApiError(422, f"pin {body.pin!r} is not a version, range, channel or digest: {e}",
+                           field="pin") from e
+        return Resolution(reference=found.reference, version=found.version, digest=found.digest, rule=found.rule,
+                          attestation_digest=found.attestation_digest, warnings=list(found.warnings))
+
+    @app.post("/v1/biomarkers/{name}/freezes", status_code=201, response_model=FreezeView, tags=["releases"],
+              summary="freeze a biomarker in an environment (release managers)")
+    def add_freeze(name: Name, body: FreezeRequest, principal: Manager) -> FreezeView:
+        environment = _environment(services, body.environment)
+        _manifest(services, name)
+        now = datetime.now(UTC)
+        item = freezes.new_freeze(reason=body.reason, owner=_actor(principal), now=now, version=body.version,
+                                  cohort=body.cohort,
+                                  expires_at=now + timedelta(hours=body.hours) if body.hours else None)
+        operations.add_freeze(services.store, environment, name, item, services.audit)
+        _audit(services, principal, "freeze", f"{environment}/{name}", body.reason, {"id": item.id})
+        return freeze_view(item, environment, now)
+
+    @app.delete("/v1/biomarkers/{name}/freezes/{freeze_id}", status_code=204, tags=["releases"],
+                summary="lift a freeze (release managers)")
+    def lift_freeze(name: Name, freeze_id: FreezeId,
+                    principal: Manager,
+                    environment: EnvironmentQuery = None) -> None:
+        env = _environment(services, environment)
+        _manifest(services, name)
+        operations.remove_freeze(services.store, env, name, freeze_id, services.audit, f"via API by {principal.name}")
+        _audit(services, principal, "unfreeze", f"{env}/{name}", "", {"id": freeze_id})
+
+    @app.get("/v1/rollouts/{name}", response_model=RolloutView, tags=["rollouts"], summary="a rollout's status")
+    def rollout(name: Name, _: Reader,
+                environment: EnvironmentQuery = None) -> RolloutView:
+        env = _environment(services, environment)
+        status = load_status(services.store.read(env, name).state)
+        doc = status.model_dump(mode="json", exclude={"candidate_spec", "promote_spec"}) if status else None
+        return RolloutView(biomarker=name, environment=env, rollout=doc)
+
+    @app.post("/v1/rollouts/{name}/{action}", status_code=202, response_model=RolloutView, tags=["rollouts"],
+              summary="pause, resume, abort or roll back a rollout (release managers); the controller acts on it",
+              responses={404: {"model": Problem, "description": "no rollout"}})
+    def act(name: Name, action: Action,
+            body: RolloutRequest, principal: Manager) -> RolloutView:
+        env = _environment(services, body.environment)
+        if load_status(services.store.read(env, name).state) is None:
+            raise ApiError(404, f"no rollout of {name} in {env}", hint="Start one with `rollout deploy`.")
+        status = operations.request(services.store, env, name, action, now=datetime.now(UTC),
+                                    reason=body.reason or f"via API by {principal.name}")
+        _audit(services, principal, f"rollout-{action}", f"{env}/{name}", body.reason, {"rollout": status.id})
+        return RolloutView(biomarker=name, environment=env,
+                           rollout=status.model_dump(mode="json", exclude={"candidate_spec", "promote_spec"}))
+
+    @app.get("/v1/recalls", response_model=RecallList, tags=["audit"], summary="recalls (auditors)")
+    def recalls(_: Auditor) -> RecallList:
+        return RecallList(recalls=[RecallView(subject=e.subject, reason=e.reason, actor=e.actor, at=e.at,
+                                              details=e.details) for e in services.audit.events(action="recall")])
+
+
+def _manifest(services: Services, name: str) -> Any:
+    if name not in services.catalog.names():
+        raise ApiError(404, f"no biomarker {name}", hint="List them with GET /v1/biomarkers.")
+    return services.catalog.manifest(name)
+
+
+def _audit(services: Services, principal: Principal, action: str, subject: str, reason: str,
+           details: dict[str, Any]) -> None:
+    """The API caller as the actor (the operations record the server's own identity)."""
+    services.audit.append(AuditEvent(f"api-{action}", subject, reason, actor=_actor(principal),
+                                     details={**details, "role": principal.role}))
+
+
+__all__ = ["ApiError", "UsageError", "create_app"]
