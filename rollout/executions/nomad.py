@@ -2,9 +2,9 @@
 
 The parent (`<biomarker>-<variant>` stable, `<biomarker>-<variant>-canary` candidate) fixes the image digest, so a
 job is dispatched only to a parent whose `Meta.digest` is the digest the pin resolved to: the pinned build runs byte
-for byte, or the dispatch is refused. Sandbox paths travel as dispatch meta (`study`, and `output` when the parent
-allows it) and must lie on the shared POSIX volume every node mounts. A lost allocation is replaced by Nomad once;
-a second loss fails the execution.
+for byte, or the dispatch is refused. Sandbox paths travel as dispatch meta (`study`, `output`; a parent that does
+not accept `output` is refused) and must lie on the shared POSIX volume every node mounts. A lost allocation is
+replaced by Nomad once; a second loss fails the execution.
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ class NomadBackend:
             raise ExecutionError(
                 f"{parent} runs {digest or 'no known digest'}, not the pinned {job.digest}",
                 hint="Nomad runs only the tracks' images: deploy that version (rollout deploy) or run it locally.")
-        meta = {"study": str(job.input_path), "execution_id": job.labels.get("execution", token)}
-        if "output" in allowed:
-            meta["output"] = str(job.output_path)
+        if "output" not in allowed:  # the outputs would land where the client never looks
+            raise ExecutionError(f"{parent} does not accept an output folder (meta `output`)",
+                                 hint="Redeploy the track with this version of rollout (rollout deploy).")
+        meta = {"study": str(job.input_path), "execution_id": job.labels.get("execution", token),
+                "output": str(job.output_path)}
         return self._client.dispatch(parent, meta=meta, idempotency_token=token).job_id
 
     def wait(self, job_id: str, job: JobDescription) -> Outcome:

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from delivery.release.state import SqliteReleaseStore
 from rollout.executions.model import Resolved
 from rollout.executions.pins import PinError
+from rollout.jobspec import Release, Track, build_job
 from rollout.nomad import NomadClient
+from tests.support.executions_builders import manifest
 
 DIGESTS = {"1.0.0": "sha256:" + "1" * 64, "2.0.0": "sha256:" + "2" * 64}
 IMAGE = "registry.test/biomarkers/alpha"
 
 
-def parent_spec(job_id: str, version: str) -> dict[str, object]:
-    """A minimal parameterized batch parent fixed to one digest (the rollout controller writes the real ones)."""
-    task = {"Name": "main", "Driver": "docker", "Config": {"image": f"{IMAGE}@{DIGESTS[version]}"},
-            "Resources": {"CPU": 500, "MemoryMB": 64}}
-    return {"ID": job_id, "Name": job_id, "Type": "batch", "Datacenters": ["*"],
-            "TaskGroups": [{"Name": "fast", "Count": 1, "Tasks": [task]}],
-            "ParameterizedJob": {"Payload": "forbidden", "MetaRequired": ["study"],
-                                 "MetaOptional": ["execution_id", "output"]},
-            "Meta": {"digest": DIGESTS[version], "version": version}}
+def parent_spec(job_id: str, version: str, *, allow_output: bool = True) -> dict[str, Any]:
+    """The parameterized parent the rollout controller deploys (`rollout.jobspec.build_job`) for one digest."""
+    track: Track = "canary" if job_id.endswith("-canary") else "stable"
+    spec = build_job(manifest("alpha"), "fast", Release("alpha", version, DIGESTS[version], IMAGE), track=track)
+    if not allow_output:  # a parent deployed before dispatches could name their output folder
+        spec["ParameterizedJob"]["MetaOptional"].remove("output")
+    return spec
 
 
-def register_tracks(client: NomadClient, stable: str, candidate: str | None = None) -> None:
-    client.register(parent_spec("alpha-fast", stable), enforce_index=0)
+def register_tracks(client: NomadClient, stable: str, candidate: str | None = None, *,
+                    allow_output: bool = True) -> None:
+    client.register(parent_spec("alpha-fast", stable, allow_output=allow_output), enforce_index=0)
     if candidate:
         client.register(parent_spec("alpha-fast-canary", candidate), enforce_index=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from delivery.release.state import ChannelPin, SqliteReleaseStore
+from rollout.cli import main
 from rollout.executions.ledger import Ledger
 from rollout.executions.manifests import FixedManifests
 from rollout.executions.model import ExecutionError, ExecutionRequest
@@ -18,7 +20,7 @@ from rollout.executions.nomad import NomadBackend
 from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.submit import Submitter
 from rollout.nomad import NomadClient, NomadSettings
-from tests.support.executions_builders import manifest, study
+from tests.support.executions_builders import MANIFEST, manifest, study
 from tests.support.executions_nomad import DIGESTS, IMAGE, FixedPins, register_tracks
 from tests.support.fake_nomad import FakeNomad
 
@@ -132,3 +134,45 @@ def _first_alloc(fake: FakeNomad, prefix: str, other_than: str = "") -> dict[str
             return dict(live[0])
         time.sleep(0.01)
     raise AssertionError("no allocation was placed")
+
+
+def test_dispatch_names_the_output_sandbox(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0")
+    _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite")).submit(_request(tmp_path, "1.0.0"),
+                                                                                     wait=False)
+    [child] = [j for j in fake.state.jobs.values() if j.get("ParentID") == "alpha-fast"]
+    assert child["Meta"]["output"] == str((tmp_path / "out" / "1").resolve())
+
+
+def test_a_parent_without_an_output_sandbox_is_refused(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+    register_tracks(client, "1.0.0", allow_output=False)
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    with pytest.raises(ExecutionError, match="does not accept an output folder"):
+        submitter.submit(_request(tmp_path, "1.0.0"), wait=False)
+    assert not [j for j in fake.state.jobs.values() if j.get("ParentID") == "alpha-fast"]
+
+
+def test_executions_wait_collects_a_submission_made_without_waiting(tmp_path: Path, fake: FakeNomad,
+                                                                    client: NomadClient,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    register_tracks(client, "1.0.0")
+    fake.batch_outcome[f"{IMAGE}@{DIGESTS['1.0.0']}"] = "complete"
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    dispatched = submitter.submit(_request(tmp_path, "1.0.0"), wait=False)
+    assert dispatched.status == "dispatched" and not (tmp_path / "out" / "1" / "provenance.json").exists()
+    (tmp_path / "out" / "1").mkdir(parents=True)
+    (tmp_path / "out" / "1" / "report.json").write_text('{"volume_ml": 3}\n')  # what the allocation wrote
+    (tmp_path / "org" / "alpha").mkdir(parents=True)
+    (tmp_path / "org" / "alpha" / "biomarker.yaml").write_text(MANIFEST.format(name="alpha"))
+    monkeypatch.setenv("NOMAD_ADDR", fake.address)
+    monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DELIVERY_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    assert main(["executions", "wait", dispatched.id, "--org", str(tmp_path / "org"), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["execution"]
+    assert shown["status"] == "succeeded" and [o["path"] for o in shown["outputs"]] == ["report.json"]
+    provenance = json.loads((tmp_path / "out" / "1" / "provenance.json").read_text())
+    assert provenance["digest"] == DIGESTS["1.0.0"] and provenance["status"] == "succeeded"
+    assert provenance["backend_job_id"] == dispatched.latest("backend_job_id")
+    again = submitter.wait(dispatched.id)  # already finished: shown as recorded, nothing appended
+    assert [e.kind for e in again.execution.events] == ["submitted", "dispatched", "succeeded"]
