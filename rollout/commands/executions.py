@@ -6,12 +6,20 @@ import argparse
 from datetime import datetime
 
 from delivery import clikit
-from rollout.executions.wiring import ledger
+from rollout.executions.submit import describe
+from rollout.executions.wiring import add_service_flags, collector, ledger
 
 EPILOG = """\
 examples:
   rollout executions list --biomarker emphysema --version 1.4.2
   rollout executions show 5b0e4c1e-… --json
+  rollout executions wait 5b0e4c1e-… --json     # a Nomad submission made without --wait
+"""
+
+WAIT_EPILOG = EPILOG + """
+Waits for the allocation to finish (following Nomad's replacement once if a node is lost), hashes the outputs,
+writes provenance.json beside them and appends the outcome to the ledger; a paired shadow run is collected and
+compared too. An execution that already finished is shown as recorded. exit status: 0 succeeded, 1 otherwise.
 """
 
 
@@ -27,6 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = clikit.add_command(inner, "show", _show, help="one execution with its whole history", epilog=EPILOG)
     show.add_argument("id", help="execution id")
     clikit.add_json_flag(show)
+    wait = clikit.add_command(inner, "wait", _wait, help="collect an execution dispatched without --wait",
+                              epilog=WAIT_EPILOG)
+    wait.add_argument("id", help="execution id")
+    add_service_flags(wait)
+    wait.set_defaults(backend="nomad")  # local executions always finish inside `rollout submit`
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -40,6 +53,18 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{e.id}  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.biomarker} {r.version}  {r.route:9} {e.status:10} "
               f"{r.input_identity[:30]}")
     return 0
+
+
+def _wait(args: argparse.Namespace) -> int:
+    submission = collector(args).wait(args.id)
+    if args.json:
+        clikit.print_json(dict(describe(submission)))
+    else:
+        for e in (submission.execution, submission.shadow):
+            if e is not None:
+                print(f"{e.id}  {e.status}  {e.record.biomarker} {e.record.version} ({e.record.digest})  "
+                      f"outputs in {e.record.output_path}")
+    return 0 if submission.execution.succeeded else 1
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -100,6 +100,32 @@ class Submitter:
         shadow = self._collect(plan[1], shadow_job)
         return Submission(primary, shadow, self._compare(primary, shadow, manifest))
 
+    def wait(self, execution_id: str) -> Submission:
+        """Collect an execution dispatched without waiting (and its paired run): outcome, outputs, provenance.json,
+        comparison. One that already finished is returned as recorded; nothing is appended twice by one caller."""
+        found = self.ledger.get(execution_id)
+        manifest = self._manifests.manifest(found.record.biomarker)
+        paired = found.record.paired_execution_id
+        records = [found.record] + ([self.ledger.get(paired).record] if paired else [])
+        records.sort(key=lambda r: r.route == "shadow")  # the delivered run first, as `run` returns it
+        done = [self._await(Planned(r, job_for(r, manifest))) for r in records]
+        if len(done) == 1:
+            return Submission(done[0])
+        recorded = self.ledger.comparisons(biomarker=found.record.biomarker, candidate_version=done[1].record.version)
+        if any(c.candidate_execution_id == done[1].id for c in recorded):
+            return Submission(done[0], done[1])
+        return Submission(done[0], done[1], self._compare(done[0], done[1], manifest))
+
+    def _await(self, item: Planned) -> Execution:
+        current = self.ledger.get(item.record.id)
+        if current.status in TERMINAL:
+            return current
+        job_id = current.latest("backend_job_id")
+        if job_id is None:
+            raise ExecutionError(f"execution {item.record.id} was never dispatched",
+                                 hint="Submit it again with the same --request-id.")
+        return self._collect(item, str(job_id))
+
     # -- planning -------------------------------------------------------------------------------------------
 
     def _plan(self, request: ExecutionRequest, manifest: Biomarker, workflow: tuple[str, str] | None) -> list[Planned]:

@@ -18,7 +18,7 @@ from rollout.executions.backend import Backend
 from rollout.executions.ledger import Ledger
 from rollout.executions.local_docker import LocalDockerBackend
 from rollout.executions.manifests import FolderManifests
-from rollout.executions.model import ExecutionError
+from rollout.executions.model import ExecutionError, Resolved
 from rollout.executions.pins import RegistryPinResolver
 from rollout.executions.rollback import ControllerRollback
 from rollout.executions.routing import ReleaseStoreRouting
@@ -57,6 +57,19 @@ def submitter(args: argparse.Namespace) -> Submitter:
     return Submitter(ledger=ledger(), store=store, resolver=RegistryPinResolver(settings.client(), store),
                      routing=ReleaseStoreRouting(store), manifests=FolderManifests(args.org),
                      backend=_backend(args.backend, settings.auth()), shadow_root=state_home() / "shadow")
+
+
+def collector(args: argparse.Namespace) -> Submitter:
+    """A Submitter that only collects executions already dispatched (no registry needed: nothing is resolved)."""
+    store = release_store()
+    return Submitter(ledger=ledger(), store=store, resolver=_NoPins(), routing=ReleaseStoreRouting(store),
+                     manifests=FolderManifests(args.org), backend=_backend(args.backend, None),
+                     shadow_root=state_home() / "shadow")
+
+
+class _NoPins:
+    def resolve(self, biomarker: str, spec: str, *, environment: str, image_repository: str) -> Resolved:
+        raise ExecutionError("collecting an execution resolves no pin", hint="Use `rollout submit` to submit.")
 
 
 def _backend(name: str, auth: object) -> Backend:
