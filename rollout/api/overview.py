@@ -67,6 +67,8 @@ class BiomarkerPanel(BaseModel):
     stable_digest: str | None
     candidate: str | None
     candidate_digest: str | None
+    stable_source: str = "channel"
+    candidate_source: str = "channel"
     rollout: RolloutSummary | None
     freezes: list[FreezeView]
     executions: list[ExecutionView]
@@ -105,7 +107,20 @@ def _panel(services: Services, env: str, name: str, now: datetime) -> BiomarkerP
         status = load_status(state)
     except DeliveryError as e:
         return panel.model_copy(update={"problem": e.message})
-    return panel.model_copy(update={"rollout": summary(status, gates(services, status), now) if status else None})
+    if status is None:
+        return panel
+    return panel.model_copy(update={"rollout": summary(status, gates(services, status), now), **_tracks(panel, status)})
+
+
+def _tracks(panel: BiomarkerPanel, status: RolloutStatus) -> dict[str, str | None]:
+    """Without channel pins, the versions the rollout runs (what the cluster executes) are stable and candidate."""
+    update: dict[str, str | None] = {}
+    if panel.stable is None and status.stable is not None:
+        update.update(stable=status.stable.version, stable_digest=status.stable.digest, stable_source="rollout")
+    if panel.candidate is None and not status.terminal:
+        update.update(candidate=status.candidate.version, candidate_digest=status.candidate.digest,
+                      candidate_source="rollout")
+    return update
 
 
 def gates(services: Services, status: RolloutStatus) -> list[GateView]:
