@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from delivery import clikit
-from rollout.commands import executions, recall, rollouts, serve, submit, tokens, triggers
+from rollout.commands import executions, policies, recall, rollouts, serve, submit, tokens, triggers
 
 DESCRIPTION = """\
 Move biomarker versions onto the execution cluster progressively, and run pinned executions.
@@ -21,7 +21,7 @@ examples:
   rollout rollback emphysema --reason "QC drift"
 """
 
-COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall, triggers, rollouts, serve, tokens)
+COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall, triggers, rollouts, serve, tokens, policies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
