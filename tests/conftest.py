@@ -37,7 +37,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryHandl
     """Debian's docker-registry on a free loopback port with a generated bcrypt password."""
     need_binary("docker-registry", "docker-registry")
     root = tmp_path_factory.mktemp("registry")
-    handle = start_registry(root, username="ci-" + secrets.token_hex(3))
+    # Lowest bcrypt cost: the password is random, and every registry request re-checks it.
+    handle = start_registry(root, username="ci-" + secrets.token_hex(3), bcrypt_rounds=4)
     yield handle
     handle.stop()
 
