@@ -1,7 +1,7 @@
 """The execution ledger: one immutable record per execution, status changes as appended events, comparisons.
 
-Append-only by construction: the ledger's sessions refuse to flush any UPDATE or DELETE of a ledger row, so a
-past fact can only be superseded by a newer event, never rewritten.
+Append-only by construction: writes are plain INSERTs, and the ledger's sessions refuse to flush any UPDATE or
+DELETE of a ledger row, so a past fact can only be superseded by a newer event, never rewritten.
 """
 
 from __future__ import annotations
@@ -11,7 +11,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Engine, ForeignKey, Integer, String, create_engine, event, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from delivery.audit import Base
@@ -102,20 +115,25 @@ class Ledger:
         event.listen(self._sessions, "before_flush", _refuse_rewrites)
 
     def record(self, record: ExecutionRecord, first_event: tuple[str, Mapping[str, Any]] | None = None) -> bool:
-        """Insert a new execution (and optionally its first event); False when that id is already recorded."""
-        with self._sessions.begin() as session:
-            if session.get(ExecutionRow, record.id) is not None:
-                return False
-            session.add(ExecutionRow(**asdict(record)))
-            if first_event is not None:
-                session.flush()
-                session.add(_event_row(record.id, *first_event))
+        """Insert a new execution (and optionally its first event) in one transaction; False when that id is
+        already recorded. Plain INSERTs: a submission costs one commit, not a unit-of-work flush."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(ExecutionRow), [asdict(record)])
+                if first_event is not None:
+                    connection.execute(insert(ExecutionEventRow), [_event_values(record.id, *first_event)])
+        except IntegrityError:
+            if self.find(record.id) is None:
+                raise
+            return False
         return True
 
-    def append(self, execution_id: str, kind: str, details: Mapping[str, Any] | None = None) -> None:
-        """Append one status event to an execution."""
-        with self._sessions.begin() as session:
-            session.add(_event_row(execution_id, kind, details or {}))
+    def append(self, execution_id: str, kind: str, details: Mapping[str, Any] | None = None) -> ExecutionEvent:
+        """Append one status event to an execution; returns it as stored."""
+        values = _event_values(execution_id, kind, details or {})
+        with self._engine.begin() as connection:
+            connection.execute(insert(ExecutionEventRow), [values])
+        return ExecutionEvent(values["at"], kind, values["details"])
 
     def get(self, execution_id: str) -> Execution:
         """One execution with its whole history; raises ExecutionNotFound."""
@@ -195,9 +213,9 @@ def _refuse_rewrites(session: Session, _context: Any, _instances: Any) -> None:
         raise AppendOnlyViolation(f"the execution ledger is append-only; refusing to rewrite {rewritten[0]!r}")
 
 
-def _event_row(execution_id: str, kind: str, details: Mapping[str, Any]) -> ExecutionEventRow:
+def _event_values(execution_id: str, kind: str, details: Mapping[str, Any]) -> dict[str, Any]:
     clean = {k: scrub(v) if isinstance(v, str) else v for k, v in details.items()}
-    return ExecutionEventRow(execution_id=execution_id, at=datetime.now(UTC), kind=kind, details=clean)
+    return {"execution_id": execution_id, "at": datetime.now(UTC), "kind": kind, "details": clean}
 
 
 def _record(row: ExecutionRow) -> ExecutionRecord:

@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from delivery.docker import ContainerJob, ContainerOutcome, DockerClient, Mount, RegistryAuth
+from delivery.docker import ContainerJob, ContainerOutcome, DockerClient, DockerError, Mount, RegistryAuth
 from rollout.executions.backend import Outcome, OutcomeStatus
 from rollout.executions.model import ExecutionError, JobDescription, Route
 
@@ -27,6 +27,7 @@ class LocalDockerBackend:
         self._client = client
         self._auth = auth
         self._outcomes: dict[str, Outcome] = {}
+        self._present: set[str] = set()
 
     def dispatch(self, token: str, job: JobDescription, route: Route) -> str:
         """Pull the pinned digest, run the container to completion; the token names the job."""
@@ -34,10 +35,18 @@ class LocalDockerBackend:
         if job_id in self._outcomes:
             return job_id
         image = f"{job.repository}@{job.digest}"  # the digest, never the tag, decides what runs
-        self._client.pull(image, self._auth)
+        if image not in self._present:  # content under a digest never changes: one engine look-up per image
+            self._client.pull(image, self._auth)
+            self._present.add(image)
         user = _job_user(job.output_path)
         started = time.monotonic()
-        outcome = self._client.run_job(_container_job(job, image, user, token, route))
+        try:
+            outcome = self._client.run_job(_container_job(job, image, user, token, route))
+        except DockerError as e:
+            if e.status != 404:
+                raise
+            self._client.pull(image, self._auth)  # removed from the engine since: pull it again, once
+            outcome = self._client.run_job(_container_job(job, image, user, token, route))
         self._outcomes[job_id] = _outcome(outcome, time.monotonic() - started)
         return job_id
 

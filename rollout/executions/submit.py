@@ -201,8 +201,7 @@ class Submitter:
             self.ledger.append(item.record.id, "lost", {"node": node, "reason": "node lost; retried once"})
         if outcome.status == "lost":
             outcome = self._retry_lost(item, outcome)
-        self._finish(item, outcome)
-        return self.ledger.get(item.record.id)
+        return self._finish(item, outcome)
 
     def _retry_lost(self, item: Planned, lost: Outcome) -> Outcome:
         self.ledger.append(item.record.id, "lost", {"node": lost.node, "reason": lost.reason or "node lost"})
@@ -213,7 +212,7 @@ class Submitter:
             return replace(again, status="failed", reason="node lost twice; not retried again")
         return again
 
-    def _finish(self, item: Planned, outcome: Outcome) -> None:
+    def _finish(self, item: Planned, outcome: Outcome) -> Execution:
         out = Path(item.record.output_path)
         outputs = hash_outputs(out)
         self.ledger.append(item.record.id, outcome.status, {
@@ -222,7 +221,9 @@ class Submitter:
             "outputs": [o.__dict__ for o in outputs]})
         if outcome.status != "succeeded" and out.is_dir():
             (out / EXECUTION_LOG).write_text("\n".join(outcome.log_tail) + "\n", encoding="utf-8")
-        write_json_atomic(out / PROVENANCE, provenance(self.ledger.get(item.record.id)))
+        finished = self.ledger.get(item.record.id)
+        write_json_atomic(out / PROVENANCE, provenance(finished))
+        return finished
 
     def _compare(self, primary: Execution, shadow: Execution, manifest: Biomarker) -> Comparison | None:
         """Equivalence of the paired runs, recorded in the ledger and as comparison.json beside the shadow outputs."""
