@@ -7,88 +7,17 @@ only makes resolution for that cohort stick to its version. Rollback is never bl
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from delivery.errors import DeliveryError, UsageError
+from delivery.release.freezes import MAX_WINDOW_S, is_active, parse_cron, time_zone, window_open
 from delivery.release.state import Freeze, ReleaseState
 
-_FIELDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
-MAX_WINDOW_S = 14 * 24 * 3600
-
+__all__ = ["MAX_WINDOW_S", "FrozenError", "blocking", "describe", "is_active", "new_freeze", "parse_cron",
+           "pinned_version", "window_open"]
 
 class FrozenError(DeliveryError):
     """A freeze blocks this action; `--override-freeze --reason` is the audited way through."""
-
-
-def parse_cron(expr: str) -> tuple[frozenset[int], ...]:
-    """Five cron fields (minute hour day-of-month month day-of-week; `*`, lists, ranges, steps)."""
-    parts = expr.split()
-    if len(parts) != 5:
-        raise UsageError(f"cron {expr!r} needs 5 fields: minute hour day-of-month month day-of-week")
-    return tuple(_field(p, lo, hi, expr) for p, (lo, hi) in zip(parts, _FIELDS, strict=True))
-
-
-def _field(text: str, lo: int, hi: int, expr: str) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        base, _, step_text = item.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if base == "*":
-                start, end = lo, hi
-            elif "-" in base:
-                start, end = (int(x) for x in base.split("-", 1))
-            else:
-                start = end = int(base)
-        except ValueError as e:
-            raise UsageError(f"cron {expr!r}: cannot read {item!r}") from e
-        if hi == 6 and end == 7:  # Sunday may be written 7, alone or ending a range
-            start, end, values = (0, 0, values) if start == 7 else (start, 6, values | {0})
-        if not (lo <= start <= end <= hi) or step < 1:
-            raise UsageError(f"cron {expr!r}: {item!r} outside {lo}-{hi}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
-
-
-def cron_matches(fields: tuple[frozenset[int], ...], when: datetime) -> bool:
-    """Whether local time `when` (minute resolution) matches; day-of-month/week OR when both are restricted."""
-    minute, hour, dom, month, dow = fields
-    if when.minute not in minute or when.hour not in hour or when.month not in month:
-        return False
-    weekday = (when.weekday() + 1) % 7
-    dom_any, dow_any = len(dom) == 31, len(dow) == 7
-    if dom_any or dow_any:
-        return when.day in dom and weekday in dow
-    return when.day in dom or weekday in dow
-
-
-def window_open(cron: str, duration_s: int, tz: str, now: datetime) -> bool:
-    """Whether a window that opens at each cron match (local time in `tz`) and lasts `duration_s` covers `now`."""
-    fields, zone = parse_cron(cron), _zone(tz)
-    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
-    # Walk back in real minutes (not wall-clock ones) so a window across a DST jump lasts `duration_s`.
-    for minutes_back in range(min(duration_s, MAX_WINDOW_S) // 60 + 1):
-        start = minute - timedelta(minutes=minutes_back)
-        if cron_matches(fields, start.astimezone(zone)) and (now - start).total_seconds() < duration_s:
-            return True
-    return False
-
-
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise UsageError(f"unknown time zone {tz!r}", hint="Use an IANA name such as Europe/Amsterdam.") from e
-
-
-def is_active(freeze: Freeze, now: datetime) -> bool:
-    """Not expired, and (for recurring windows) inside a window."""
-    if freeze.expires_at is not None and now >= freeze.expires_at:
-        return False
-    if freeze.cron:
-        return window_open(freeze.cron, freeze.duration_s or 0, freeze.timezone or "UTC", now)
-    return True
 
 
 def blocking(state: ReleaseState, now: datetime) -> tuple[Freeze, ...]:
@@ -113,7 +42,7 @@ def new_freeze(*, reason: str, owner: str, now: datetime, expires_at: datetime |
         raise UsageError("a freeze needs a --reason and an --owner")
     if cron:
         parse_cron(cron)
-        _zone(timezone or "UTC")
+        time_zone(timezone or "UTC")
         if not duration_s or duration_s <= 0 or duration_s > MAX_WINDOW_S:
             raise UsageError("a recurring freeze needs --duration between 1 minute and 14 days")
     return Freeze(id=uuid.uuid4().hex[:12], reason=reason, owner=owner, created_at=now, expires_at=expires_at,

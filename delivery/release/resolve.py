@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from delivery.errors import DeliveryError
 from delivery.registry import DIGEST, NotFound, RegistryClient
+from delivery.release.freezes import is_active
 from delivery.release.state import ChannelPin, Freeze, ReleaseStore
 from delivery.release.yank import YankRecord, read_yanks
 from delivery.versioning import Version, newest, parse_range, parse_version, tag_of, version_of_tag
@@ -157,12 +158,8 @@ def _by_range(spec: str, registry: RegistryView, release: ReleaseView, now: date
 
 
 def active_freezes(freezes: Sequence[Freeze], now: datetime) -> list[Freeze]:
-    """Environment-wide one-off freezes in force at `now`.
-
-    Cohort freezes concern executions, not pins; recurring (`cron`) freezes are the rollout controller's.
-    """
-    return [f for f in freezes if f.cohort is None and f.cron is None and f.created_at <= now
-            and (f.expires_at is None or f.expires_at > now)]
+    """Environment-wide freezes in force at `now`, recurring windows included (cohort freezes pin executions only)."""
+    return [f for f in freezes if f.cohort is None and is_active(f, now)]
 
 
 def _frozen(release: ReleaseView, now: datetime) -> Freeze | None:
