@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 
 from delivery import clikit
 from delivery.audit import AuditEvent
 from delivery.environments import environments_dir
 from delivery.release import connect
-from delivery.release.gc import GcPlan, NoExecutions, RecentExecutions, apply, plan, protected_digests, read_tags
+from delivery.release.gc import (
+    GcPlan,
+    NoExecutions,
+    RecentExecutions,
+    UnionOfExecutions,
+    apply,
+    plan,
+    protected_digests,
+    read_tags,
+)
 
 EPILOG = """\
 examples:
@@ -41,8 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def recent_executions() -> RecentExecutions:
-    """The execution ledger's view of what ran; empty until the ledger lands (it plugs in here)."""
-    return NoExecutions()
+    """What every installed ledger plugin (`delivery.recent_executions` entry points) says ran recently."""
+    sources: list[RecentExecutions] = [entry.load()() for entry in entry_points(group="delivery.recent_executions")]
+    return UnionOfExecutions(tuple(sources)) if sources else NoExecutions()
 
 
 def _gc(args: argparse.Namespace) -> int:

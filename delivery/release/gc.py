@@ -36,6 +36,17 @@ class NoExecutions:
 
 
 @dataclass(frozen=True)
+class UnionOfExecutions:
+    """Several execution sources (e.g. a local ledger and a shared one) seen as one."""
+
+    sources: tuple[RecentExecutions, ...]
+
+    def digests_used_since(self, since: datetime) -> set[str]:
+        """Every digest any source saw."""
+        return set().union(*(source.digests_used_since(since) for source in self.sources))
+
+
+@dataclass(frozen=True)
 class Deletion:
     """One digest to delete and every tag that goes with it."""
 
