@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from delivery.errors import ConfigError, ManifestError, Problem
+from delivery.errors import ConfigError, ManifestError
+from delivery.manifest.located_model import validate_model
 from delivery.manifest.model import API_VERSION, DNS_LABEL, IMAGE_PATH
 from delivery.manifest.source import Located, load_file
 
@@ -136,20 +137,7 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
 
 def parse_environment(located: Located) -> Environment:
     """Validate located YAML into an Environment, reporting every problem with its position."""
-    try:
-        return Environment.model_validate(located.data)
-    except ValidationError as e:
-        problems = [_problem(located, item) for item in e.errors(include_url=False)]
-        raise ManifestError(sorted(set(problems), key=lambda p: (p.line, p.column, p.field))) from None
-
-
-def _problem(located: Located, item: Any) -> Problem:
-    path = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
-    if item["type"] == "extra_forbidden":
-        return located.problem(path, f"unknown key `{path[-1]}`", at_key=True)
-    if item["type"] == "missing":
-        return located.problem(path[:-1], f"required field `{path[-1]}` is missing")
-    return located.problem(path, str(item["msg"]).removeprefix("Value error, "))
+    return validate_model(located, Environment)
 
 
 def environment_schema() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from delivery.errors import ManifestError
 from delivery.manifest.source import Located, load_file
-from delivery.manifest.validate import _model_problems, _sorted
+from delivery.manifest.validate import model_problems, sorted_problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,7 +23,7 @@ def validate_model(located: Located, model: type[M]) -> M:
     try:
         return model.model_validate(located.data)
     except ValidationError as e:
-        raise ManifestError(_sorted(_model_problems(located, e))) from None
+        raise ManifestError(sorted_problems(model_problems(located, e))) from None
 
 
 def load_model(path: Path, model: type[M], display: str | None = None) -> M:

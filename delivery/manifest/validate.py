@@ -43,10 +43,10 @@ def validate_located(located: Located) -> Biomarker:
         manifest = Biomarker.model_validate(located.data)
     except ValidationError as e:
         covered = {p.field for p in unknown}
-        problems = unknown + [p for p in _model_problems(located, e) if p.field not in covered]
-        raise ManifestError(_sorted(problems)) from None
+        problems = unknown + [p for p in model_problems(located, e) if p.field not in covered]
+        raise ManifestError(sorted_problems(problems)) from None
     if unknown:
-        raise ManifestError(_sorted(unknown))
+        raise ManifestError(sorted_problems(unknown))
     return manifest
 
 
@@ -55,11 +55,11 @@ def _schema() -> Schema:
     return Biomarker.model_json_schema(by_alias=True)
 
 
-def _sorted(problems: list[Problem]) -> list[Problem]:
+def sorted_problems(problems: list[Problem]) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.line, p.column, p.field))
 
 
-def _model_problems(located: Located, error: ValidationError) -> list[Problem]:
+def model_problems(located: Located, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
         path = _data_path(located.data, item["loc"])
