@@ -16,7 +16,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from delivery import __version__
-from delivery.audit import AuditEvent
 from delivery.errors import ConfigError, DeliveryError, ExternalServiceError, UsageError
 from delivery.release.resolve import gather_registry
 from delivery.release.state import ConflictError
@@ -367,8 +366,7 @@ def _release_routes(app: FastAPI, services: Services) -> None:
         item = freezes.new_freeze(reason=body.reason, owner=_actor(principal), now=now, version=body.version,
                                   cohort=body.cohort,
                                   expires_at=now + timedelta(hours=body.hours) if body.hours else None)
-        operations.add_freeze(services.store, environment, name, item, services.audit)
-        _audit(services, principal, "freeze", f"{environment}/{name}", body.reason, {"id": item.id})
+        operations.add_freeze(services.store, environment, name, item, services.audit, actor=_actor(principal))
         return freeze_view(item, environment, now)
 
     @app.delete("/v1/biomarkers/{name}/freezes/{freeze_id}", status_code=204, tags=["releases"],
@@ -378,8 +376,8 @@ def _release_routes(app: FastAPI, services: Services) -> None:
                     environment: EnvironmentQuery = None) -> None:
         env = _environment(services, environment)
         _manifest(services, name)
-        operations.remove_freeze(services.store, env, name, freeze_id, services.audit, f"via API by {principal.name}")
-        _audit(services, principal, "unfreeze", f"{env}/{name}", "", {"id": freeze_id})
+        operations.remove_freeze(services.store, env, name, freeze_id, services.audit, "lifted through the API",
+                                 actor=_actor(principal))
 
     @app.get("/v1/rollouts/{name}", response_model=RolloutView, tags=["rollouts"], summary="a rollout's status")
     def rollout(name: Name, _: Reader,
@@ -398,8 +396,8 @@ def _release_routes(app: FastAPI, services: Services) -> None:
         if load_status(services.store.read(env, name).state) is None:
             raise ApiError(404, f"no rollout of {name} in {env}", hint="Start one with `rollout deploy`.")
         status = operations.request(services.store, env, name, action, now=datetime.now(UTC),
-                                    reason=body.reason or f"via API by {principal.name}")
-        _audit(services, principal, f"rollout-{action}", f"{env}/{name}", body.reason, {"rollout": status.id})
+                                    reason=body.reason or "requested through the API", actor=_actor(principal),
+                                    audit=services.audit)
         return RolloutView(biomarker=name, environment=env,
                            rollout=status.model_dump(mode="json", exclude={"candidate_spec", "promote_spec"}))
 
@@ -413,13 +411,6 @@ def _manifest(services: Services, name: str) -> Any:
     if name not in services.catalog.names():
         raise ApiError(404, f"no biomarker {name}", hint="List them with GET /v1/biomarkers.")
     return services.catalog.manifest(name)
-
-
-def _audit(services: Services, principal: Principal, action: str, subject: str, reason: str,
-           details: dict[str, Any]) -> None:
-    """The API caller as the actor (the operations record the server's own identity)."""
-    services.audit.append(AuditEvent(f"api-{action}", subject, reason, actor=_actor(principal),
-                                     details={**details, "role": principal.role}))
 
 
 __all__ = ["ApiError", "UsageError", "create_app"]

@@ -123,7 +123,8 @@ def _watch(args: argparse.Namespace) -> int:
 def _request(what: str) -> clikit.Handler:
     def handler(args: argparse.Namespace) -> int:
         store, scheduler = _backend(args)
-        operations.request(store, args.environment, args.biomarker, what, now=_now(), reason=args.reason or "")
+        operations.request(store, args.environment, args.biomarker, what, now=_now(), reason=args.reason or "",
+                           audit=AuditLog(default_database_url()))
         return _report(_controller(args, store, scheduler).run(), args.json)
 
     return handler

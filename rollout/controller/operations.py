@@ -37,8 +37,9 @@ def _edit(store: ReleaseStore, environment: str, biomarker: str,
 
 def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomarker, variant: str, release: Release,
                   environment: str, now: datetime, audit: AuditLog | None = None, override_reason: str | None = None,
-                  cluster: ClusterSettings | None = None) -> RolloutStatus:
+                  cluster: ClusterSettings | None = None, actor: str | None = None) -> RolloutStatus:
     """Record a new rollout (refused while a freeze holds unless overridden with an audited reason)."""
+    who = actor or current_actor()
     stable_id = job_id(manifest.name, variant)
     current = scheduler.job(stable_id).value
 
@@ -53,11 +54,11 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
         stable = old.stable if old is not None and old.phase == "Succeeded" else _stable_from(current)
         status = _new_status(manifest, variant, release, environment, now, stable, current, cluster,
                              override_reason)
-        return save_status(state, status)
+        return save_status(state, status.logged(now, who, "deploy", override_reason or ""))
 
     state = _edit(store, environment, manifest.name, change)
     if override_reason and audit is not None:
-        audit.append(AuditEvent("freeze-override", f"{environment}/{manifest.name}", override_reason,
+        audit.append(AuditEvent("freeze-override", f"{environment}/{manifest.name}", override_reason, actor=who,
                                 details={"version": release.version, "digest": release.digest}))
     status = load_status(state)
     assert status is not None
@@ -97,27 +98,30 @@ def _new_status(manifest: Biomarker, variant: str, release: Release, environment
         promote_spec=promote_spec, steps=steps_from_manifest(manifest), thresholds=manifest.rollout.gates,
         step_started_at=now, started_at=now, base_version=current.version if current else None,
         freeze_override=override_reason)
-    status = status.with_condition("Progressing", "True", "Started", f"rolling out {release.version}", now)
-    return status.logged(now, current_actor(), "deploy", override_reason or "")
+    return status.with_condition("Progressing", "True", "Started", f"rolling out {release.version}", now)
 
 
 def request(store: ReleaseStore, environment: str, biomarker: str, what: str, *, now: datetime,
-            reason: str = "") -> RolloutStatus:
-    """pause | resume | abort | rollback, recorded on the rollout for the controller to carry out."""
+            reason: str = "", actor: str | None = None, audit: AuditLog | None = None) -> RolloutStatus:
+    """pause | resume | abort | rollback, recorded on the rollout (and audited) for the controller to carry out."""
+    who = actor or current_actor()
+
     def change(state: ReleaseState) -> ReleaseState:
         status = load_status(state)
         if status is None:
             raise DeliveryError(f"no rollout of {biomarker} in {environment}", hint="Start one with `rollout deploy`.")
-        return save_status(state, _requested(status, what, now, reason))
+        return save_status(state, _requested(status, what, now, reason, who))
 
     state = _edit(store, environment, biomarker, change)
     status = load_status(state)
     assert status is not None
+    if audit is not None:
+        audit.append(AuditEvent(f"rollout-{what}", f"{environment}/{biomarker}", reason, actor=who,
+                                details={"rollout": status.id}))
     return status
 
 
-def _requested(s: RolloutStatus, what: str, now: datetime, reason: str) -> RolloutStatus:
-    actor = current_actor()
+def _requested(s: RolloutStatus, what: str, now: datetime, reason: str, actor: str) -> RolloutStatus:
     if what == "rollback" and s.phase == "Succeeded":
         if s.previous is None:
             raise DeliveryError("there is no previous stable version to roll back to")
@@ -138,17 +142,18 @@ def _requested(s: RolloutStatus, what: str, now: datetime, reason: str) -> Rollo
     return s.model_copy(update=update).logged(now, actor, what, reason)
 
 
-def add_freeze(store: ReleaseStore, environment: str, biomarker: str, item: Freeze, audit: AuditLog | None) -> None:
-    """Store a freeze (audited)."""
+def add_freeze(store: ReleaseStore, environment: str, biomarker: str, item: Freeze, audit: AuditLog | None,
+               *, actor: str | None = None) -> None:
+    """Store a freeze (audited, `actor` defaulting to whoever runs this process)."""
     _edit(store, environment, biomarker, lambda st: st.model_copy(update={"freezes": (*st.freezes, item)}))
     if audit is not None:
-        audit.append(AuditEvent("freeze", f"{environment}/{biomarker}", item.reason,
+        audit.append(AuditEvent("freeze", f"{environment}/{biomarker}", item.reason, actor=actor or current_actor(),
                                 details={"id": item.id, "version": item.version, "cohort": item.cohort}))
 
 
 def remove_freeze(store: ReleaseStore, environment: str, biomarker: str, freeze_id: str,
-                  audit: AuditLog | None, reason: str = "") -> None:
-    """Lift one freeze (audited)."""
+                  audit: AuditLog | None, reason: str = "", *, actor: str | None = None) -> None:
+    """Lift one freeze (audited, `actor` defaulting to whoever runs this process)."""
     def change(state: ReleaseState) -> ReleaseState:
         kept = tuple(f for f in state.freezes if f.id != freeze_id)
         if len(kept) == len(state.freezes):
@@ -157,4 +162,5 @@ def remove_freeze(store: ReleaseStore, environment: str, biomarker: str, freeze_
 
     _edit(store, environment, biomarker, change)
     if audit is not None:
-        audit.append(AuditEvent("unfreeze", f"{environment}/{biomarker}", reason, details={"id": freeze_id}))
+        audit.append(AuditEvent("unfreeze", f"{environment}/{biomarker}", reason, actor=actor or current_actor(),
+                                details={"id": freeze_id}))

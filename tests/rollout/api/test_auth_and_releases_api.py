@@ -100,8 +100,9 @@ def test_versions_show_channels_yanks_and_freezes(api: Api, builds: Builds) -> N
         "trial NCT-1 fixes the version"]
     assert resolved["version"] == "1.0.0" and "freeze" in resolved["rule"]  # the freeze wins over the channel
     assert lifted.status_code == 204 and after["version"] == "2.0.0"
-    audited = [e.action for e in api.services.audit.events(subject_prefix=f"{ENV}/{NAME}")]
-    assert "freeze" in audited and "api-freeze" in audited and "api-unfreeze" in audited
+    audited = {(e.action, e.actor) for e in api.services.audit.events(subject_prefix=f"{ENV}/{NAME}")}
+    assert {("freeze", "api:release-manager"), ("unfreeze", "api:release-manager")} <= audited
+    assert not [action for action, _ in audited if action.startswith("api-")]  # one event per act, the caller's
 
 
 def test_unknown_pins_and_biomarkers_are_precise(api: Api, builds: Builds) -> None:
@@ -127,6 +128,9 @@ def test_a_release_manager_rolls_back_a_rollout_through_the_existing_operation(a
     assert refused.status_code == 403
     assert done.status_code == 202 and done.json()["rollout"]["abort_reason"] == "QC drift"
     assert shown["rollout"]["history"][-1]["action"] == "rollback"
+    assert shown["rollout"]["history"][-1]["actor"] == "api:release-manager"
+    audited = api.services.audit.events(subject_prefix=f"trial-site/{NAME}", action="rollout-rollback")
+    assert [(e.actor, e.reason) for e in audited] == [("api:release-manager", "QC drift")]
 
 
 def test_auditors_read_recalls(api: Api) -> None:
