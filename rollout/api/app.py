@@ -286,14 +286,15 @@ def _execution_routes(app: FastAPI, services: Services) -> None:
         return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"]})
 
     @app.get("/v1/executions", response_model=ExecutionList, tags=["executions"],
-             summary="the ledger: executions, newest last (release managers, developers, auditors)")
+             summary="the ledger: the latest executions, newest first (release managers, developers, auditors)")
     def list_executions(_: Reader,
                         biomarker: Annotated[str | None, Query(pattern=NAME)] = None,
                         version: Annotated[str | None, Query(pattern=r"^[0-9A-Za-z.+_-]{1,128}$")] = None,
                         since: Annotated[datetime | None, Query()] = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ExecutionList:
-        found = services.ledger.executions(biomarker=biomarker, version=version, since=since)
-        return ExecutionList(executions=[execution_view(e, services.config.input_root) for e in found[-limit:]])
+        found = services.ledger.executions(biomarker=biomarker, version=version, since=since, limit=limit,
+                                           newest_first=True)
+        return ExecutionList(executions=[execution_view(e, services.config.input_root) for e in found])
 
     @app.get("/v1/executions/{execution_id}", response_model=ExecutionView, tags=["executions"],
              summary="status, resolved version and digest, route, timings",

@@ -17,6 +17,7 @@ from rollout.controller.model import Analysis, RolloutStatus, SetWeight
 
 WIDTH, HEIGHT, PAD = 640.0, 150.0, 24.0
 RECENT = timedelta(days=7)
+RECENT_SHOWN = 8
 STEP_DONE = re.compile(r"step (\d+) done")
 
 
@@ -97,12 +98,13 @@ def overview(services: Services, now: datetime) -> Overview:
 def _panel(services: Services, env: str, name: str, now: datetime) -> BiomarkerPanel:
     state = services.store.read(env, name).state
     stable, candidate = state.channels.get("stable"), state.channels.get("candidate")
-    recent = [e for e in services.ledger.executions(biomarker=name, since=now - RECENT) if e.record.environment == env]
+    recent = services.ledger.executions(biomarker=name, environment=env, since=now - RECENT, limit=RECENT_SHOWN,
+                                        newest_first=True)
     panel = BiomarkerPanel(
         name=name, stable=stable.version if stable else None, stable_digest=stable.digest if stable else None,
         candidate=candidate.version if candidate else None, candidate_digest=candidate.digest if candidate else None,
         rollout=None, freezes=[freeze_view(f, env, now) for f in state.freezes],
-        executions=[execution_view(e, services.config.input_root) for e in reversed(recent[-8:])])
+        executions=[execution_view(e, services.config.input_root) for e in recent])
     try:
         status = load_status(state)
     except DeliveryError as e:

@@ -26,11 +26,14 @@ compared too. An execution that already finished is shown as recorded. exit stat
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = sub.add_parser("executions", help="list and show recorded executions (the ledger)")
     inner = group.add_subparsers(title="commands", metavar="COMMAND")
-    listing = clikit.add_command(inner, "list", _list, help="list executions, oldest first", epilog=EPILOG)
+    listing = clikit.add_command(inner, "list", _list, help="list the latest executions, newest first",
+                                 epilog=EPILOG)
     listing.add_argument("--biomarker", help="only this biomarker")
     listing.add_argument("--version", dest="version_filter", metavar="VERSION", help="only this resolved version")
     listing.add_argument("--since", type=datetime.fromisoformat, help="only executions created since (ISO time)")
-    listing.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
+    listing.add_argument("--limit", type=int, default=200, help="at most this many (default 200, the latest)")
+    listing.add_argument("--oldest-first", action="store_true",
+                         help="the first executions recorded (since --since), oldest first")
     clikit.add_json_flag(listing)
     show = clikit.add_command(inner, "show", _show, help="one execution with its whole history", epilog=EPILOG)
     show.add_argument("id", help="execution id")
@@ -44,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     found = ledger().executions(biomarker=args.biomarker, version=args.version_filter, since=args.since,
-                                limit=args.limit)
+                                limit=args.limit, newest_first=not args.oldest_first)
     if args.json:
         clikit.print_json([e.as_json() for e in found])
         return 0

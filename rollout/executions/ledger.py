@@ -149,13 +149,21 @@ class Ledger:
         return found[0] if found else None
 
     def executions(self, *, biomarker: str | None = None, version: str | None = None, since: datetime | None = None,
-             limit: int | None = None) -> list[Execution]:
-        """Executions oldest first, filtered by biomarker, resolved version and creation time."""
-        query = select(ExecutionRow).order_by(ExecutionRow.created_at, ExecutionRow.id)
+                   limit: int | None = None, newest_first: bool = False,
+                   environment: str | None = None) -> list[Execution]:
+        """Executions oldest first (or newest first), filtered by biomarker, version, environment and creation time.
+
+        The limit is applied in SQL after the ordering, so `newest_first=True, limit=N` reads only the N latest rows.
+        """
+        order = (ExecutionRow.created_at.desc(), ExecutionRow.id.desc()) if newest_first else (
+            ExecutionRow.created_at, ExecutionRow.id)
+        query = select(ExecutionRow).order_by(*order)
         if biomarker:
             query = query.where(ExecutionRow.biomarker == biomarker)
         if version:
             query = query.where(ExecutionRow.version == version)
+        if environment:
+            query = query.where(ExecutionRow.environment == environment)
         if since:
             query = query.where(ExecutionRow.created_at >= since)
         if limit:

@@ -152,9 +152,12 @@ def test_oversized_bodies_are_refused_declared_or_streamed(api: Api) -> None:
 def test_the_ledger_is_listed_for_auditors(api: Api, builds: Builds) -> None:
     with api.client("execution-client") as client:
         done = finished(client, submit(client, api, "1.0.0", 8).headers["location"])
+        later = finished(client, submit(client, api, "1.0.0", 9).headers["location"])
     with api.client("auditor") as auditor:
         listed = auditor.get("/v1/executions", params={"biomarker": NAME, "version": "1.0.0"}).json()
+        latest = auditor.get("/v1/executions", params={"biomarker": NAME, "limit": 2}).json()
         one = auditor.get(f"/v1/executions/{done['id']}")
     assert done["id"] in [e["id"] for e in listed["executions"]]
     assert all(e["version"] == "1.0.0" for e in listed["executions"])
+    assert [e["id"] for e in latest["executions"]] == [later["id"], done["id"]]  # the latest, newest first
     assert one.status_code == 200
