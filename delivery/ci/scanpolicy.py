@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -38,11 +39,16 @@ class GateResult:
     """What the gate decided and why, for the summary and the attestation."""
 
     passed: bool
-    threshold: str
+    threshold: str  # `HIGH` (that and above) or a list such as `CRITICAL,HIGH` (exactly those)
     blocking: tuple[Finding, ...]
     ignored: tuple[tuple[Finding, Ignore], ...]
     below_threshold: int
     expired: tuple[Ignore, ...]
+
+    @property
+    def described(self) -> str:
+        """The gate's severities in words, for summaries."""
+        return f"{self.threshold} or above" if self.threshold in SEVERITIES else self.threshold.replace(",", "/")
 
 
 def load_ignores(path: Path) -> list[Ignore]:
@@ -59,14 +65,24 @@ def load_ignores(path: Path) -> list[Ignore]:
         raise ConfigError(f"{path} is invalid:\n{problems}", hint=hint) from e
 
 
-def gate(findings: list[Finding], ignores: list[Ignore], threshold: str, today: dt.date) -> GateResult:
-    """Block on findings at or above `threshold` unless an unexpired ignore names them."""
-    if threshold not in SEVERITIES:
-        raise ConfigError(f"unknown severity {threshold!r}; use one of {', '.join(SEVERITIES)}")
+def blocking_severities(severity: str | Sequence[str]) -> tuple[str, ...]:
+    """A single severity blocks it and everything above; a list (the manifest's) blocks exactly those listed."""
+    names = [severity] if isinstance(severity, str) else list(severity)
+    unknown = [n for n in names if n not in SEVERITIES]
+    if unknown or not names:
+        raise ConfigError(f"unknown severity {', '.join(unknown) or '(none)'}; use one of {', '.join(SEVERITIES)}")
+    if isinstance(severity, str):
+        return SEVERITIES[SEVERITIES.index(severity):][::-1]
+    return tuple(s for s in reversed(SEVERITIES) if s in names)
+
+
+def gate(findings: list[Finding], ignores: list[Ignore], severity: str | Sequence[str], today: dt.date) -> GateResult:
+    """Block on findings of the gate's severities unless an unexpired ignore names them."""
+    blocks = blocking_severities(severity)
     active = {i.id: i for i in ignores if i.expires >= today}
     expired = tuple(i for i in ignores if i.expires < today)
-    rank = SEVERITIES.index(threshold)
-    at_or_above = [f for f in findings if f.rank >= rank]
-    blocking = tuple(f for f in at_or_above if f.id not in active)
-    ignored = tuple((f, active[f.id]) for f in at_or_above if f.id in active)
-    return GateResult(not blocking, threshold, blocking, ignored, len(findings) - len(at_or_above), expired)
+    gated = [f for f in findings if SEVERITIES[f.rank] in blocks]
+    blocking = tuple(f for f in gated if f.id not in active)
+    ignored = tuple((f, active[f.id]) for f in gated if f.id in active)
+    label = severity if isinstance(severity, str) else ",".join(blocks)
+    return GateResult(not blocking, label, blocking, ignored, len(findings) - len(gated), expired)

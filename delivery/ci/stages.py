@@ -55,10 +55,19 @@ class Options:
     ca_bundle: bytes = b""
     network: str = "host"
     allow_no_gpu: bool = False
-    severity: str = "HIGH"
+    severity: str | None = None  # flag or DELIVERY_SCAN_SEVERITY; None: the manifest's `scan`, else HIGH
     ignore_file: Path | None = None
-    require_vuln_db: bool = False
+    require_vuln_db: bool | None = None
     signing_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class ScanPolicy:
+    """The scan gate's settings after precedence: flag/environment, then the manifest's `scan`, then defaults."""
+
+    severity: str | tuple[str, ...]
+    ignore_file: Path
+    require_vuln_db: bool
 
 
 @dataclass
@@ -170,12 +179,20 @@ def _run_tests(env: StageEnv, options: Options, *, gpu: bool) -> Outcome:
     return Outcome("passed", f"tests passed ({path.name})", details, outcome.log_tail[-3:])
 
 
+def test_limits(manifest: Biomarker) -> tuple[int, int]:
+    """(cpu_mhz, memory_mb) of the test container: `test.resources`, else the largest variant's."""
+    if manifest.test.resources is not None:
+        return manifest.test.resources.cpu_mhz, manifest.test.resources.memory_mb
+    variants = manifest.variants.values()
+    return max(v.resources.cpu_mhz for v in variants), max(v.resources.memory_mb for v in variants)
+
+
 def confined_container(env: StageEnv, image: str, command: tuple[str, ...], reports: Path, *,
                        gpu: bool) -> ContainerJob:
-    """The confined container a test stage runs: limits from the largest variant, test data read-only."""
+    """The confined container a test stage runs: limits from `test_limits`, test data read-only."""
     variants = env.manifest.variants.values()
-    memory_mb = max(v.resources.memory_mb for v in variants)
-    cpus = min(float(os.cpu_count() or 1), max(0.5, max(v.resources.cpu_mhz for v in variants) / MHZ_PER_CPU))
+    cpu_mhz, memory_mb = test_limits(env.manifest)
+    cpus = min(float(os.cpu_count() or 1), max(0.5, cpu_mhz / MHZ_PER_CPU))
     mounts = [Mount(reports, "/data/reports", read_only=False)]
     if env.manifest.test.data:
         mounts.append(Mount((env.repo / env.manifest.test.data).resolve(), "/data/test", read_only=True))
@@ -184,6 +201,15 @@ def confined_container(env: StageEnv, image: str, command: tuple[str, ...], repo
                         memory_bytes=memory_mb * 2**20, user="", timeout_s=duration_seconds(env.manifest.test.timeout),
                         gpus=gpus, labels={"io.biomarker-delivery.stage": "gpu-test" if gpu else "test"},
                         tmpfs_size="1g", environment={"HOME": "/tmp", "DELIVERY_REPORTS": "/data/reports"})  # noqa: S108
+
+
+def scan_policy(manifest: Biomarker, repo: Path, options: Options) -> ScanPolicy:
+    """Flags (and their environment variables) override the manifest's `scan` section, which overrides defaults."""
+    spec = manifest.scan
+    severity = options.severity or (tuple(spec.severity) if spec.severity else "HIGH")
+    ignore_file = options.ignore_file or repo / (spec.ignore_file or IGNORE_FILE)
+    require = spec.require_vuln_db if options.require_vuln_db is None else options.require_vuln_db
+    return ScanPolicy(severity, ignore_file, require)
 
 
 def scan(env: StageEnv, options: Options) -> Outcome:
@@ -199,8 +225,9 @@ def scan(env: StageEnv, options: Options) -> Outcome:
         components = trivy.sbom(tar, work / "sbom.cdx.json")
     finally:
         tar.unlink(missing_ok=True)
-    ignore_file = options.ignore_file or env.repo / IGNORE_FILE
-    result = gate(findings, load_ignores(ignore_file), options.severity, dt.datetime.now(dt.UTC).date())
+    policy = scan_policy(env.manifest, env.repo, options)
+    ignore_file = policy.ignore_file
+    result = gate(findings, load_ignores(ignore_file), policy.severity, dt.datetime.now(dt.UTC).date())
     lines = [f"{f.severity:8} {f.kind:16} {f.id:22} {f.target} {f.title}" for f in result.blocking]
     lines += [f"ignored  {f.id} until {i.expires}: {i.reason}" for f, i in result.ignored]
     lines += [f"EXPIRED ignore {i.id} (expired {i.expires}) no longer applies" for i in result.expired]
@@ -212,14 +239,14 @@ def scan(env: StageEnv, options: Options) -> Outcome:
     details = {"findings": len(findings), "blocking": len(result.blocking), "ignored": len(result.ignored),
                "below_threshold": result.below_threshold, "threshold": result.threshold,
                "vulnerability_db": has_db, "sbom": str(work / "sbom.cdx.json"), "sbom_components": components,
-               "blocking_ids": sorted({f.id for f in result.blocking})}
+               "blocking_ids": sorted({f.id for f in result.blocking}), "ignore_file": str(ignore_file)}
     if not result.passed:
-        raise StageFailed(f"scan gate closed: {len(result.blocking)} finding(s) at or above {result.threshold}",
+        raise StageFailed(f"scan gate closed: {len(result.blocking)} finding(s) at {result.described}",
                           hint="\n".join(lines) + f"\nFix them, or accept one in {ignore_file.name} with a reason "
                                                   "and an expiry.", details=details)
-    if not has_db and options.require_vuln_db:
+    if not has_db and policy.require_vuln_db:
         raise StageFailed("no vulnerability database: vulnerabilities were not scanned", details=details)
-    summary = (f"{len(findings)} finding(s), none blocking at {result.threshold}; SBOM {components} components"
+    summary = (f"{len(findings)} finding(s), none blocking at {result.described}; SBOM {components} components"
                + ("" if has_db else "; vulnerabilities NOT scanned (no DB)"))
     return Outcome("passed", summary, details, tuple(lines))
 

@@ -84,11 +84,15 @@ def _stage_flags(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--gpu", choices=("auto", "require", "skip"), default="auto",
                             help="GPU test: auto = run it, skip when no GPU runtime (default); require; skip")
     if name in ("scan", "run"):
-        parser.add_argument("--severity", choices=SEVERITIES, default=os.environ.get("DELIVERY_SCAN_SEVERITY", "HIGH"),
-                            help="findings at or above this severity close the gate (default: HIGH)")
-        parser.add_argument("--ignore-file", type=Path, help="audited ignores (default: REPO/scan-ignore.yaml)")
-        parser.add_argument("--require-vuln-db", action="store_true",
-                            help="fail when no vulnerability database is available (default: warn loudly)")
+        parser.add_argument("--severity", choices=SEVERITIES, default=os.environ.get("DELIVERY_SCAN_SEVERITY"),
+                            help="findings at or above this severity close the gate (default: "
+                                 "$DELIVERY_SCAN_SEVERITY, else the manifest's scan.severity, else HIGH)")
+        parser.add_argument("--ignore-file", type=Path,
+                            help="audited ignores (default: the manifest's scan.ignore_file, "
+                                 "else REPO/scan-ignore.yaml)")
+        parser.add_argument("--require-vuln-db", action=argparse.BooleanOptionalAction, default=None,
+                            help="fail when no vulnerability database is available (default: the manifest's "
+                                 "scan.require_vuln_db, else warn loudly)")
     if name in ("attest", "run"):
         parser.add_argument("--key", type=Path, default=os.environ.get("DELIVERY_SIGNING_KEY"),
                             help="ed25519 signing key (default: $DELIVERY_SIGNING_KEY, else $DELIVERY_HOME/keys/)")
@@ -108,8 +112,8 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(
         base_image=getattr(args, "base_image", None), ca_bundle=Path(ca).read_bytes() if ca else host_ca_bundle(),
         network=getattr(args, "network", "host"), allow_no_gpu=getattr(args, "allow_no_gpu", False),
-        severity=getattr(args, "severity", "HIGH"), ignore_file=getattr(args, "ignore_file", None),
-        require_vuln_db=getattr(args, "require_vuln_db", False),
+        severity=getattr(args, "severity", None), ignore_file=getattr(args, "ignore_file", None),
+        require_vuln_db=getattr(args, "require_vuln_db", None),
         signing_key=Path(key) if key else state_home() / "keys" / "signing.key",
     )
 

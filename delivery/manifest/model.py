@@ -72,6 +72,20 @@ class Build(_Strict):
     )
 
 
+class TestResources(_Strict):
+    """CPU and memory limits of the test container (GPUs come from the GPU test's own request)."""
+
+    cpu_mhz: int = Field(ge=100, le=256_000, description="CPU limit in MHz (2000 MHz = one CPU).")
+    memory_mb: int = Field(ge=32, le=1_048_576, description="Memory limit in MiB.")
+
+
+class Resources(TestResources):
+    """What one execution of a variant reserves on a node."""
+
+    cpu_mhz: int = Field(ge=100, le=256_000, description="CPU reservation in MHz (Nomad `cpu`).")
+    gpu: int = Field(0, ge=0, le=8, description="Number of NVIDIA GPUs.")
+
+
 class TestSpec(_Strict):
     """Tests run inside the built image, without network, on a read-only root."""
 
@@ -79,14 +93,32 @@ class TestSpec(_Strict):
     gpu_command: Argv | None = Field(None, description="Command run on a GPU agent with an NVIDIA device.")
     data: RelPath | None = Field(None, description="Repository folder mounted read-only at /data/test.")
     timeout: Duration = Field("15m", description="Wall-clock limit, e.g. 90s, 15m, 2h.")
+    resources: TestResources | None = Field(
+        None, description="Limits of the test container; absent: the largest variant's CPU and memory."
+    )
 
 
-class Resources(_Strict):
-    """What one execution of a variant reserves on a node."""
+Severity = Literal["UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
-    cpu_mhz: int = Field(ge=100, le=256_000, description="CPU reservation in MHz (Nomad `cpu`).")
-    memory_mb: int = Field(ge=32, le=1_048_576, description="Memory limit in MiB.")
-    gpu: int = Field(0, ge=0, le=8, description="Number of NVIDIA GPUs.")
+
+class ScanSpec(_Strict):
+    """The scan gate's policy; `delivery ci scan` flags and environment variables override it."""
+
+    severity: list[Severity] | None = Field(
+        None, min_length=1, max_length=5,
+        description="Severities whose findings close the gate, e.g. [CRITICAL, HIGH]; absent: HIGH and above.",
+    )
+    ignore_file: RelPath | None = Field(
+        None, description="Audited ignore file (id, reason, expires), relative to the repository; "
+                          "absent: scan-ignore.yaml.",
+    )
+    require_vuln_db: bool = Field(False, description="Fail the scan when no vulnerability database is available.")
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> ScanSpec:
+        if self.severity is not None and len(set(self.severity)) != len(self.severity):
+            raise ValueError("`severity` lists a severity twice")
+        return self
 
 
 class Variant(_Strict):
@@ -260,6 +292,7 @@ class Biomarker(_Strict):
     )
     build: Build = Field(default_factory=Build)
     test: TestSpec
+    scan: ScanSpec = Field(default_factory=ScanSpec)
     variants: dict[Name, Variant] = Field(min_length=1)
     service: Service | None = None
     rollout: Rollout = Field(default_factory=Rollout)
