@@ -20,6 +20,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
+TEST_LINE = '  command: ["sh", "-c", "test -x /bin/sh"]\n'
+
 # (case id, file content, expected line, fragment expected in the message)
 BROKEN: list[tuple[str, str | bytes, int, str]] = [
     ("empty-file", "", 1, "empty"),
@@ -68,6 +70,16 @@ BROKEN: list[tuple[str, str | bytes, int, str]] = [
     ("weight-too-high", VALID_MANIFEST + "rollout:\n  steps:\n    - set_weight: 150\n", 20, "less than or equal to 100"),
     ("tolerance-empty", VALID_MANIFEST + "rollout:\n  gates:\n    equivalence:\n      laa950_percent: {}\n", 21, "absolute"),
     ("huge-file", "a: " + "x" * 300_000 + "\n", 1, "limit"),
+    ("scan-severity-unknown", VALID_MANIFEST + "scan:\n  severity: [CRITICAL, SEVERE]\n", 19, "'HIGH' or 'CRITICAL'"),
+    ("scan-severity-string", VALID_MANIFEST + "scan:\n  severity: HIGH\n", 19, "valid list"),
+    ("scan-severity-empty", VALID_MANIFEST + "scan:\n  severity: []\n", 19, "at least 1"),
+    ("scan-severity-twice", VALID_MANIFEST + "scan:\n  severity: [HIGH, HIGH]\n", 19, "severity twice"),
+    ("scan-ignore-escape", VALID_MANIFEST + "scan:\n  ignore_file: ../secrets.yaml\n", 19, "inside the repository"),
+    ("scan-require-not-bool", VALID_MANIFEST + "scan:\n  require_vuln_db: maybe\n", 19, "valid boolean"),
+    ("scan-unknown-key", VALID_MANIFEST + "scan:\n  severities: [HIGH]\n", 19, "did you mean `severity`"),
+    ("test-resources-gpu", VALID_MANIFEST.replace(TEST_LINE, TEST_LINE + "  resources: {cpu_mhz: 2000, memory_mb: 512, gpu: 1}\n"), 13, "unknown key `gpu`"),
+    ("test-resources-memory-low", VALID_MANIFEST.replace(TEST_LINE, TEST_LINE + "  resources: {cpu_mhz: 2000, memory_mb: 8}\n"), 13, "greater than or equal to 32"),
+    ("test-resources-missing-memory", VALID_MANIFEST.replace(TEST_LINE, TEST_LINE + "  resources:\n    cpu_mhz: 2000\n"), 14, "`memory_mb` is missing"),
 ]
 
 
@@ -88,6 +100,7 @@ def test_the_example_manifest_is_valid(capsys: pytest.CaptureFixture[str]) -> No
 def test_the_builder_manifest_is_valid(tmp_path: Path) -> None:
     manifest = load_manifest(_write(tmp_path, "valid", VALID_MANIFEST))
     assert manifest.variants["fast"].resources.memory_mb == 128
+    assert manifest.test.resources is None and manifest.scan.severity is None  # both optional
     assert [type(s).__name__ for s in manifest.rollout.steps][0] == "SetWeightStep"
 
 
