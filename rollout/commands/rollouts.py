@@ -16,9 +16,11 @@ from delivery.paths import default_database_url, state_home
 from delivery.release.state import ReleaseStore, SqliteReleaseStore
 from rollout import freeze
 from rollout.controller import operations
-from rollout.controller.gates import InMemoryExecutionStats
 from rollout.controller.loop import Controller, load_status
 from rollout.controller.model import ReleaseRef, RolloutStatus
+from rollout.environment import default_environment
+from rollout.executions.ledger import Ledger
+from rollout.executions.stats import LedgerExecutionStats
 from rollout.jobspec import Release
 from rollout.nomad import NomadClient, NomadSettings
 from rollout.nomad_state import NomadReleaseStore
@@ -43,7 +45,8 @@ def _backend(args: argparse.Namespace) -> tuple[ReleaseStore, Scheduler]:
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     p.add_argument("biomarker")
-    p.add_argument("--env", "--environment", dest="environment", default="prod", help="environment (default prod)")
+    p.add_argument("--env", "--environment", dest="environment", default=default_environment(),
+                   help="environment (default $DELIVERY_ENV or local)")
     p.add_argument("--nomad-addr", help="Nomad address (default NOMAD_ADDR; none: the embedded default)")
     p.add_argument("--namespace", help="Nomad namespace (default NOMAD_NAMESPACE or `default`)")
     p.add_argument("--region", help="Nomad region (default NOMAD_REGION)")
@@ -64,16 +67,15 @@ class _NoVerifier:
 def _controller(args: argparse.Namespace, store: ReleaseStore, scheduler: Scheduler) -> Controller:
     verifier: object = _NoVerifier()
     if getattr(args, "public_key", None):
-        from delivery.registry import RegistryClient
-        from delivery.secrets import from_env
+        from delivery.config import registry_settings
         from rollout.provenance import RegistryProvenanceVerifier
 
-        password = from_env("DELIVERY_REGISTRY_PASSWORD")
-        registry = RegistryClient(f"http://{os.environ.get('DELIVERY_REGISTRY', '')}",
-                                  os.environ.get("DELIVERY_REGISTRY_USER", ""), password)
-        verifier = RegistryProvenanceVerifier(registry, args.public_key)
+        # Same lookup as every delivery command: --registry/DELIVERY_REGISTRY, else `delivery local up`'s registry.
+        verifier = RegistryProvenanceVerifier(registry_settings(args).client(), args.public_key)
+    # Gates judge the candidate on what the execution ledger recorded (submissions, paired shadow runs).
+    stats = LedgerExecutionStats(Ledger(default_database_url()))
     return Controller(environment=args.environment, biomarker=args.biomarker, scheduler=scheduler, store=store,
-                      verifier=verifier, stats=InMemoryExecutionStats(), clock=_now)  # type: ignore[arg-type]
+                      verifier=verifier, stats=stats, clock=_now)  # type: ignore[arg-type]
 
 
 def _report(status: RolloutStatus | None, as_json: bool) -> int:
@@ -102,11 +104,13 @@ def _deploy(args: argparse.Namespace) -> int:
     release = Release(manifest.name, version, args.digest, image)
     if args.override_freeze and not args.reason:
         raise UsageError("--override-freeze needs --reason")
+    # Built first: a missing credential or key must fail before any release state is written.
+    controller = _controller(args, store, scheduler)
     operations.start_rollout(store=store, scheduler=scheduler, manifest=manifest, variant=variant, release=release,
                              environment=args.environment, now=_now(),
                              audit=AuditLog(default_database_url()),
                              override_reason=args.reason if args.override_freeze else None)
-    return _report(_controller(args, store, scheduler).run(), args.json)
+    return _report(controller.run(), args.json)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from delivery.errors import DeliveryError
-from delivery.release.state import ConflictError, ReleaseState, ReleaseStore
+from delivery.release.state import ChannelPin, ConflictError, ReleaseState, ReleaseStore
 from rollout import freeze
 from rollout.controller.decide import (
     Action,
@@ -180,5 +180,34 @@ def load_status(state: ReleaseState) -> RolloutStatus | None:
 
 
 def save_status(state: ReleaseState, status: RolloutStatus) -> ReleaseState:
-    """`state` with the rollout field replaced (channels and freezes untouched)."""
-    return state.model_copy(update={"rollout": status.model_dump(mode="json")})
+    """`state` with the rollout field replaced and the channels following it (freezes untouched)."""
+    channels = rollout_channels(state.channels, status)
+    return state.model_copy(update={"rollout": status.model_dump(mode="json"), "channels": channels})
+
+
+def rollout_channels(channels: Mapping[str, ChannelPin], status: RolloutStatus) -> dict[str, ChannelPin]:
+    """Channels as the rollout leaves them, so `@stable`/`@candidate` pins and routing mean what runs.
+
+    While the rollout goes on, `candidate` is its candidate; once it succeeds `stable` is too; once it is
+    rolled back, aborted or failed, `candidate` is gone (no study is routed to it) and `stable` is what runs.
+    """
+    out = dict(channels)
+    if status.phase in ("Progressing", "Paused"):
+        out["candidate"] = _pin(status.candidate, status, channels.get("candidate"))
+    elif status.phase == "Succeeded":
+        out["candidate"] = out["stable"] = _pin(status.candidate, status, channels.get("stable"))
+    else:
+        out.pop("candidate", None)
+        if status.stable is not None:
+            out["stable"] = _pin(status.stable, status, channels.get("stable"))
+    return out
+
+
+def _pin(ref: ReleaseRef, status: RolloutStatus, current: ChannelPin | None) -> ChannelPin:
+    if current is not None and current.digest == ref.digest and current.version == ref.version:
+        return current  # unchanged: keep who moved it and when
+    last = status.history[-1] if status.history else None
+    return ChannelPin(version=ref.version, digest=ref.digest, image=ref.image,
+                      moved_at=last.at if last else status.started_at,
+                      moved_by=last.actor if last else "rollout-controller",
+                      reason=f"rollout {status.id}: {status.phase}")
