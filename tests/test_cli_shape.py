@@ -50,3 +50,10 @@ def test_console_scripts_are_installed() -> None:
         done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
         assert "0.1.0" in done.stdout
+
+
+def test_a_reader_that_leaves_early_is_not_an_error() -> None:
+    script = "import sys; from delivery.cli import main; sys.exit(main(['manifest', 'schema']))"
+    done = subprocess.run(f"{sys.executable} -c \"{script}\" | head -c 10", shell=True, capture_output=True, text=True,
+                          check=False)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
