@@ -17,6 +17,7 @@ from delivery.registry import RegistryClient
 from delivery.release.state import ReleaseStore, SqliteReleaseStore
 from rollout.api.auth import TokenStore, default_tokens_path
 from rollout.api.dispatch import Dispatcher, NotifyingLedger
+from rollout.environment import default_environment
 from rollout.executions.backend import Backend
 from rollout.executions.local_docker import LocalDockerBackend
 from rollout.executions.manifests import FixedManifests, FolderManifests
@@ -116,7 +117,7 @@ def services_from_env() -> Services:
     output_root = Path(env.get("DELIVERY_API_OUTPUT_ROOT") or home / "results")
     for folder in (input_root, output_root):
         folder.mkdir(parents=True, exist_ok=True)
-    environments = tuple(e for e in (env.get("DELIVERY_API_ENVIRONMENTS") or "local").split(",") if e)
+    environments = tuple(e for e in (env.get("DELIVERY_API_ENVIRONMENTS") or default_environment()).split(",") if e)
     if not environments:
         raise ConfigError("DELIVERY_API_ENVIRONMENTS names no environment")
     config = ApiConfig(input_root.resolve(), output_root.resolve(), environments,

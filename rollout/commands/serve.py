@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--output-root", type=Path, default=None,
                    help="folder results are written under (default $DELIVERY_HOME/results)")
     p.add_argument("--env", action="append", default=[],
-                   help="environment served (repeatable; the first is the default; default local)")
+                   help="environment served (repeatable; the first is the default; default $DELIVERY_ENV or local)")
     p.add_argument("--org", type=Path, default=None, help="folder of biomarker repositories (default biomarkers)")
     p.add_argument("--backend", choices=("docker", "nomad"), default=None,
                    help="where executions run: the local Docker engine (default) or Nomad ($NOMAD_ADDR)")

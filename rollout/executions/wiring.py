@@ -14,6 +14,7 @@ from delivery.paths import default_database_url, state_home
 from delivery.release.state import ReleaseStore, SqliteReleaseStore
 from rollout.controller.loop import Controller
 from rollout.controller.model import ReleaseRef
+from rollout.environment import default_environment
 from rollout.executions.backend import Backend
 from rollout.executions.ledger import Ledger
 from rollout.executions.local_docker import LocalDockerBackend
@@ -29,9 +30,8 @@ from rollout.scheduler import LocalScheduler, Scheduler
 
 def add_service_flags(parser: argparse.ArgumentParser, *, backend: bool = True) -> None:
     """Flags shared by submit, recall and triggers."""
-    parser.add_argument("--env", default=os.environ.get("DELIVERY_ENVIRONMENT", "local"),
-                        help="environment whose channels, freezes and rollout apply (default: $DELIVERY_ENVIRONMENT "
-                             "or local)")
+    parser.add_argument("--env", default=default_environment(),
+                        help="environment whose channels, freezes and rollout apply (default: $DELIVERY_ENV or local)")
     parser.add_argument("--org", type=Path, default=Path(os.environ.get("DELIVERY_ORG_DIR", "biomarkers")),
                         help="folder of biomarker repositories holding NAME/biomarker.yaml (default: biomarkers)")
     if backend:

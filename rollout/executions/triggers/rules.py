@@ -19,6 +19,7 @@ from pydantic import (
 
 from delivery.manifest.located_model import load_model
 from delivery.manifest.model import DNS_LABEL
+from rollout.environment import default_environment
 
 Name = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=40)]
 PIN = re.compile(r"^[a-z][-a-z0-9]*@\S{1,200}$")
@@ -44,7 +45,7 @@ class _Rule(_Strict):
     submit: Pin = Field(description="NAME@SPEC submitted for every event, e.g. emphysema@stable")
     output: Path = Field(description="outputs go to OUTPUT/<study name or webhook id>/")
     variant: str | None = None
-    environment: str = "local"
+    environment: str = Field(default_factory=default_environment)
     cohort: str | None = None
 
     @property

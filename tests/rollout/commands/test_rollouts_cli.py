@@ -32,6 +32,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DELIVERY_ACTOR", "rm-tester")
+    monkeypatch.setenv("DELIVERY_ENV", ENV)  # the commands' default environment (else the embedded `local`)
     return tmp_path / "home"
 
 
