@@ -1,11 +1,17 @@
 """Synthetic chest CT phantom with exact ground truth (lives in the package so tests and the benchmark share it)."""
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 # Label map values
 BG, BODY, TABLE, R_LUNG, L_LUNG, AIRWAY, VESSEL, BULLA = range(8)
@@ -253,3 +259,67 @@ def write_nifti(ph: Phantom, path: str) -> None:
     img.header.set_data_dtype(np.int16)
     img.set_qform(img.affine, code=1)
     nib.save(img, path)
+
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def _ct_slice(hu_slice: np.ndarray, spacing: tuple[float, float, float], uids: dict[str, str], modality: str,
+              z_mm: float, instance: int) -> Dataset:
+    """One CT image: stored = HU + 1024 (intercept -1024), padding value -2000, axial orientation."""
+    from pydicom.dataset import Dataset, FileMetaDataset  # noqa: PLC0415 - pydicom only for DICOM
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: PLC0415
+
+    dz, dy, dx = spacing
+    ny, nx = hu_slice.shape
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CT_IMAGE_STORAGE, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uids["study"], uids["series"]
+    ds.Modality, ds.PatientID, ds.InstanceNumber = modality, "PHANTOM", instance
+    ds.Rows, ds.Columns, ds.PixelSpacing, ds.SliceThickness = ny, nx, [dy, dx], dz
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImagePositionPatient = [-(nx - 1) / 2 * dx, -(ny - 1) / 2 * dy, z_mm]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope, ds.PixelPaddingValue = -1024, 1, -2000
+    ds.ConvolutionKernel, ds.ImageType = "STANDARD", ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PixelData = (hu_slice.astype(np.int32) + 1024).astype(np.int16).tobytes()
+    return ds
+
+
+def _save(ds: Dataset, path: Path) -> None:
+    import pydicom  # noqa: PLC0415
+
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(str(path), enforce_file_format=True)
+    else:  # pydicom 2.x (Debian bookworm)
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(str(path), write_like_original=False)
+
+
+def write_dicom_series(ph: Phantom, folder: Path | str, modality: str = "CT", series_uid: str | None = None,
+                       z_mm: list[float] | None = None, skip: frozenset[int] | set[int] = frozenset()) -> str:
+    """Write the phantom as a CT series; return its SeriesInstanceUID.
+
+    Slice 0 is the most cranial. File names and InstanceNumbers are shuffled, so a reader must sort by
+    ImagePositionPatient. `skip` leaves slices out (a gap); `z_mm` sets each slice's position.
+    """
+    from pydicom.uid import generate_uid  # noqa: PLC0415 - pydicom only for DICOM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    uids = {"study": generate_uid(), "series": series_uid or generate_uid()}
+    dz = ph.spec.spacing[0]
+    zs = z_mm or [100.0 - k * dz for k in range(ph.hu.shape[0])]
+    names = list(range(ph.hu.shape[0]))
+    rng = random.Random(0)
+    rng.shuffle(names)  # file names must not define the order
+    for k in range(ph.hu.shape[0]):
+        if k not in skip:
+            ds = _ct_slice(ph.hu[k], ph.spec.spacing, uids, modality, zs[k], rng.randint(1, 10_000))
+            _save(ds, folder / f"IM{names[k]:04d}.dcm")
+    return uids["series"]

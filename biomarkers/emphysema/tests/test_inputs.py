@@ -8,11 +8,12 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from helpers import nifti_of, phantom, quantify_cli, write_dicom
+from helpers import nifti_of, phantom, quantify_cli
 from pydicom.data import get_testdata_file
 
 from emphysema.cli import main
 from emphysema.io_dicom import read_dicom_series
+from emphysema.phantom import write_dicom_series
 
 SMALL = dict(seed=0, shape=(60, 96, 96))
 SAME_KEYS = ("laa950_percent", "laa910_percent", "perc15_hu", "lung_volume_ml", "per_lung", "per_third")
@@ -20,7 +21,7 @@ SAME_KEYS = ("laa950_percent", "laa910_percent", "perc15_hu", "lung_volume_ml", 
 
 def test_dicom_series_and_nifti_give_the_same_report(tmp_path: Path) -> None:
     ph = phantom(**SMALL)
-    uid = write_dicom(ph, tmp_path / "dcm")
+    uid = write_dicom_series(ph, tmp_path / "dcm")
     rc_d, rep_d = quantify_cli(tmp_path / "dcm", tmp_path / "out_d")
     rc_n, rep_n = quantify_cli(nifti_of(ph, tmp_path), tmp_path / "out_n")
     assert rc_d == rc_n == 0
@@ -43,12 +44,12 @@ def _fail(inp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra:
 
 
 def test_non_ct_modality_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_dicom(phantom(**SMALL), tmp_path / "dcm", modality="MR")
+    write_dicom_series(phantom(**SMALL), tmp_path / "dcm", modality="MR")
     assert "modality is MR, not CT" in _fail(tmp_path / "dcm", tmp_path, capsys)
 
 
 def test_missing_slices_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_dicom(phantom(**SMALL), tmp_path / "dcm", skip={30, 31})
+    write_dicom_series(phantom(**SMALL), tmp_path / "dcm", skip={30, 31})
     err = _fail(tmp_path / "dcm", tmp_path, capsys)
     assert "Slices are missing" in err and "about 2 slice(s)" in err
 
@@ -58,14 +59,14 @@ def test_inconsistent_spacing_is_reported(tmp_path: Path, capsys: pytest.Capture
     dz = ph.spec.spacing[0]
     steps = [0.0] + [dz * (1.0 if k < 30 else 1.3) for k in range(1, ph.hu.shape[0])]  # no gap, just uneven
     zs = list(100.0 - np.cumsum(steps))
-    write_dicom(ph, tmp_path / "dcm", z_mm=zs)
+    write_dicom_series(ph, tmp_path / "dcm", z_mm=zs)
     assert "inconsistent" in _fail(tmp_path / "dcm", tmp_path, capsys)
 
 
 @pytest.mark.parametrize("keep", [300, 0.6, 0])
 def test_corrupt_dicom_file_is_named(keep: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Truncated in the header, truncated in the pixels, or garbage: the message names the file."""
-    write_dicom(phantom(**SMALL), tmp_path / "dcm")
+    write_dicom_series(phantom(**SMALL), tmp_path / "dcm")
     victim = sorted((tmp_path / "dcm").iterdir())[5]
     data = victim.read_bytes()
     victim.write_bytes(data[: int(keep if keep >= 1 else keep * len(data))] if keep else b"garbage" * 100)
@@ -106,8 +107,8 @@ def test_real_ct_slice_is_converted_to_hu(tmp_path: Path) -> None:
 
 def test_several_series_need_a_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ph = phantom(**SMALL)
-    a = write_dicom(ph, tmp_path / "dcm" / "a")
-    b = write_dicom(ph, tmp_path / "dcm" / "b", modality="CT")
+    a = write_dicom_series(ph, tmp_path / "dcm" / "a")
+    b = write_dicom_series(ph, tmp_path / "dcm" / "b", modality="CT")
     err = _fail(tmp_path / "dcm", tmp_path, capsys)
     assert a in err and b in err and "--series" in err
     rc, report = quantify_cli(tmp_path / "dcm", tmp_path / "out", "--series", b)
@@ -128,7 +129,7 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
 def test_padding_is_air_not_lung(tmp_path: Path) -> None:
     """Stored -2000 (HU -3024) outside the FOV circle must never reach the histogram."""
     ph = phantom(**SMALL)
-    write_dicom(ph, tmp_path / "dcm")
+    write_dicom_series(ph, tmp_path / "dcm")
     ds = pydicom.dcmread(str(next((tmp_path / "dcm").iterdir())))
     assert int(ds.pixel_array.min()) == -2000
     vol = read_dicom_series(tmp_path / "dcm")
