@@ -6,23 +6,51 @@ only makes resolution for that cohort stick to its version. Rollback is never bl
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
+from delivery.environments import FreezeWindow, environments_dir, load_environment
 from delivery.errors import DeliveryError, UsageError
 from delivery.release.freezes import MAX_WINDOW_S, is_active, parse_cron, time_zone, window_open
 from delivery.release.state import Freeze, ReleaseState
 
-__all__ = ["MAX_WINDOW_S", "FrozenError", "blocking", "describe", "is_active", "new_freeze", "parse_cron",
-           "pinned_version", "window_open"]
+__all__ = ["MAX_WINDOW_S", "FrozenError", "WindowSource", "blocking", "describe", "environment_windows", "is_active",
+           "new_freeze", "parse_cron", "pinned_version", "window_open"]
+
+WindowSource = Callable[[str], tuple[FreezeWindow, ...]]
 
 class FrozenError(DeliveryError):
     """A freeze blocks this action; `--override-freeze --reason` is the audited way through."""
 
 
-def blocking(state: ReleaseState, now: datetime) -> tuple[Freeze, ...]:
-    """Active freezes that block candidates and promotions (trial pins with a cohort do not)."""
-    return tuple(f for f in state.freezes if f.cohort is None and is_active(f, now))
+def blocking(state: ReleaseState, now: datetime, windows: Sequence[FreezeWindow] = ()) -> tuple[Freeze, ...]:
+    """Active freezes that block candidates and promotions (trial pins with a cohort do not), plus the
+    environment file's freeze windows open at `now`, as freezes (so describing and overriding them is the same)."""
+    adhoc = tuple(f for f in state.freezes if f.cohort is None and is_active(f, now))
+    return adhoc + tuple(_window_freeze(state.environment, w, now) for w in windows if w.active(now))
+
+
+def _window_freeze(environment: str, window: FreezeWindow, now: datetime) -> Freeze:
+    days = ",".join(window.days)
+    return Freeze(id=f"window-{window.name}", owner=f"environments/{environment}.yaml", created_at=now,
+                  reason=f"freeze window {window.name} ({days} {window.start}-{window.end} {window.timezone})")
+
+
+def environment_windows(environment: str) -> tuple[FreezeWindow, ...]:
+    """The `freeze_windows` of `manifests/environments/<environment>.yaml` (none when the file does not exist)."""
+    path = environments_dir() / f"{environment}.yaml"
+    if not path.is_file():
+        return ()
+    return _windows(str(path), environment, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(path: str, environment: str, _mtime_ns: int) -> tuple[FreezeWindow, ...]:
+    """Read once per file version: the controller asks on every pass."""
+    return tuple(load_environment(environment, Path(path).parent).freeze_windows)
 
 
 def pinned_version(state: ReleaseState, now: datetime, cohort: str | None = None) -> str | None:

@@ -52,11 +52,13 @@ class Controller:
 
     def __init__(self, *, environment: str, biomarker: str, scheduler: Scheduler, store: ReleaseStore,
                  verifier: ProvenanceVerifier, stats: ExecutionStats, clock: Clock,
-                 on_action: Callable[[Action], None] | None = None) -> None:
+                 on_action: Callable[[Action], None] | None = None,
+                 windows: freeze.WindowSource = freeze.environment_windows) -> None:
         self.environment, self.biomarker = environment, biomarker
         self.scheduler, self.store, self.verifier, self.stats = scheduler, store, verifier, stats
         self.clock = clock
         self.on_action = on_action
+        self.windows = windows  # the environment file's freeze windows block like ad-hoc freezes
         self._state: ReleaseState | None = None
         self.wait_index = 0
 
@@ -75,7 +77,8 @@ class Controller:
         candidate = self.scheduler.job(cand_id).value if cand_id != stable_id else None
         deployments = self.scheduler.deployments(stable_id) if status.job_type == "service" else ()
         gates = self._gates(status, now, deployments[-1] if deployments else None)
-        return Observed(now, status, versioned.index, freeze.blocking(versioned.state, now), stable, versions,
+        blocking = freeze.blocking(versioned.state, now, self.windows(self.environment))
+        return Observed(now, status, versioned.index, blocking, stable, versions,
                         candidate, deployments, gates)
 
     def _gates(self, status: RolloutStatus, now: datetime, deployment: object) -> tuple[GateResult, ...]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from delivery.audit import AuditEvent, AuditLog, current_actor
+from delivery.environments import FreezeWindow
 from delivery.errors import DeliveryError, UsageError
 from delivery.manifest import Biomarker
 from delivery.release.state import ConflictError, Freeze, ReleaseState, ReleaseStore
@@ -37,9 +38,12 @@ def _edit(store: ReleaseStore, environment: str, biomarker: str,
 
 def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomarker, variant: str, release: Release,
                   environment: str, now: datetime, audit: AuditLog | None = None, override_reason: str | None = None,
-                  cluster: ClusterSettings | None = None, actor: str | None = None) -> RolloutStatus:
-    """Record a new rollout (refused while a freeze holds unless overridden with an audited reason)."""
+                  cluster: ClusterSettings | None = None, actor: str | None = None,
+                  windows: freeze.WindowSource = freeze.environment_windows) -> RolloutStatus:
+    """Record a new rollout (refused while a freeze or a freeze window of the environment holds, unless overridden
+    with an audited reason)."""
     who = actor or current_actor()
+    open_windows = windows(environment)
     stable_id = job_id(manifest.name, variant)
     current = scheduler.job(stable_id).value
 
@@ -50,7 +54,7 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
                 return state
             raise DeliveryError(f"a rollout of {old.candidate.version} is in progress ({old.phase})",
                                 hint="Wait for it, or `rollout abort` it first.")
-        _check_freeze(state, now, override_reason)
+        _check_freeze(state, now, override_reason, open_windows)
         stable = old.stable if old is not None and old.phase == "Succeeded" else _stable_from(current)
         status = _new_status(manifest, variant, release, environment, now, stable, current, cluster,
                              override_reason)
@@ -65,8 +69,9 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
     return status
 
 
-def _check_freeze(state: ReleaseState, now: datetime, override_reason: str | None) -> None:
-    active = freeze.blocking(state, now)
+def _check_freeze(state: ReleaseState, now: datetime, override_reason: str | None,
+                  windows: tuple[FreezeWindow, ...]) -> None:
+    active = freeze.blocking(state, now, windows)
     if not active:
         return
     if override_reason is None:
