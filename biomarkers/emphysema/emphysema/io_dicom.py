@@ -179,12 +179,14 @@ def read_dicom_series(folder: Path, series_uid: str | None = None) -> CTVolume:
         hu[i] = _slice_hu(h)
     ipp = [np.array([float(v) for v in h.ds.ImagePositionPatient]) for h in (ordered[0], ordered[-1])]
     step = (ipp[1] - ipp[0]) / max(1, len(ordered) - 1)
-    hu, affine = _canonical_in_plane(hu, _affine(ordered[0].ds, row, col, step, dy, dx))
-    return CTVolume(hu=hu, spacing=(dz, dy, dx), affine=affine, meta=_meta(uid, ordered))
+    hu, affine, flips = _canonical_in_plane(hu, _affine(ordered[0].ds, row, col, step, dy, dx))
+    return CTVolume(hu=hu, spacing=(dz, dy, dx), affine=affine, meta=_meta(uid, ordered),
+                    dicom_sources=tuple(h.ds for h in ordered), dicom_flips=flips)
 
 
-def _canonical_in_plane(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _canonical_in_plane(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Flip rows/columns so x runs right→left and y anterior→posterior (RAS affine columns negative)."""
+    flips: list[int] = []
     for axis_arr, axis_aff, world in ((2, 0, 0), (1, 1, 1)):
         if affine[world, axis_aff] > 0:  # voxel axis points to +R / +A: flip it
             n = hu.shape[axis_arr]
@@ -192,7 +194,8 @@ def _canonical_in_plane(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray,
             affine = affine.copy()
             affine[:3, 3] += affine[:3, axis_aff] * (n - 1)
             affine[:3, axis_aff] *= -1
-    return np.ascontiguousarray(hu), affine
+            flips.append(axis_arr)
+    return np.ascontiguousarray(hu), affine, tuple(flips)
 
 
 def _meta(uid: str, ordered: list[SliceHeader]) -> dict[str, Any]:

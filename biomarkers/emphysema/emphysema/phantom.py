@@ -279,6 +279,7 @@ def _ct_slice(hu_slice: np.ndarray, spacing: tuple[float, float, float], uids: d
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = uids["study"], uids["series"]
+    ds.FrameOfReferenceUID, ds.PatientName, ds.StudyID, ds.SeriesNumber = uids["frame"], "Phantom^CT", "1", 1
     ds.Modality, ds.PatientID, ds.InstanceNumber = modality, "PHANTOM", instance
     ds.Rows, ds.Columns, ds.PixelSpacing, ds.SliceThickness = ny, nx, [dy, dx], dz
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
@@ -312,7 +313,7 @@ def write_dicom_series(ph: Phantom, folder: Path | str, modality: str = "CT", se
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    uids = {"study": generate_uid(), "series": series_uid or generate_uid()}
+    uids = {"study": generate_uid(), "series": series_uid or generate_uid(), "frame": generate_uid()}
     dz = ph.spec.spacing[0]
     zs = z_mm or [100.0 - k * dz for k in range(ph.hu.shape[0])]
     names = list(range(ph.hu.shape[0]))

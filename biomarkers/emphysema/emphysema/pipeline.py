@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from . import SCHEMA_VERSION, __version__
+from . import SCHEMA_VERSION, __version__, dicom_outputs
 from .backend import get_backend
 from .errors import EmphysemaError
 from .io_nifti import read_nifti, write_mask_nifti
@@ -135,17 +135,47 @@ def quantify(path: Path, variant_name: str, out_dir: Path, device: str = "cpu", 
         out.submit("lung_mask.nii.gz", lambda p: write_mask_nifti(seg.labels, vol.affine, p))  # overlaps metrics
         report = _report(vol, seg, variant, device, path, timings)
         z_range = report.pop("_lung_z_range")
+        failures = _submit_dicom_outputs(out, vol, seg, report)  # first: its warning is burned into qc.png too
         out.submit("qc.png", lambda p: write_qc_png(vol.hu, seg.labels, vol.spacing, report, z_range, p))
         _finish_meta(vol)
         report["input"] = _input_block(vol, path)
-        out.publish(lambda: _final_timings(report, t0, t_out))
+        out.publish(lambda: _final_timings(report, t0, t_out, failures))
     except BaseException:
         out.abort()
         raise
     return report
 
 
-def _final_timings(report: dict[str, Any], t0: float, t_out: float) -> dict[str, Any]:
+def _submit_dicom_outputs(out: AtomicOutput, vol: CTVolume, seg: Segmentation, report: dict[str, Any]) -> list[str]:
+    """DICOM input: SEG and TID 1500 SR beside the other outputs; returns the list their failures go to."""
+    failures: list[str] = []
+    if not vol.dicom_sources:
+        return failures
+    missing = dicom_outputs.highdicom_missing()
+    if missing:
+        report["quality"]["warnings"].append(missing)
+        return failures
+    sources = dicom_outputs.completed_headers(vol.dicom_sources)
+    seg_writer = lambda p: dicom_outputs.write_seg(sources, seg.labels, vol.dicom_flips, p)  # noqa: E731
+    sr_writer = lambda p: dicom_outputs.write_sr(sources, report, p)  # noqa: E731
+    out.submit(dicom_outputs.SEG_FILE, _tolerant(seg_writer, failures))
+    out.submit(dicom_outputs.SR_FILE, _tolerant(sr_writer, failures))
+    return failures
+
+
+def _tolerant(write: Callable[[Path], None], failures: list[str]) -> Callable[[Path], None]:
+    """A DICOM SEG/SR the source headers cannot support is a warning: the numbers and mask stay valid."""
+    def run(path: Path) -> None:
+        try:
+            write(path)
+        except Exception as exc:  # noqa: BLE001 - highdicom raises many types for headers it cannot use
+            path.unlink(missing_ok=True)
+            failures.append(f"{path.name} not written: {type(exc).__name__}: {exc}")
+    return run
+
+
+def _final_timings(report: dict[str, Any], t0: float, t_out: float, failures: list[str]) -> dict[str, Any]:
+    report["quality"]["warnings"].extend(failures)  # known only once the writers have finished
     now = time.perf_counter()
     report["timings_s"]["outputs_and_metrics"] = round(now - t_out, 3)
     report["timings_s"]["total"] = round(now - t0, 3)

@@ -20,6 +20,10 @@ class CTVolume:
     spacing: tuple[float, float, float]  # (dz, dy, dx) in mm
     affine: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    # DICOM input only: the slices' headers in array z order and the array axes flipped to reach the canonical
+    # in-plane layout, so that DICOM SEG frames can be written in each source slice's own pixel order.
+    dicom_sources: tuple[Any, ...] = ()
+    dicom_flips: tuple[int, ...] = ()
 
     @property
     def voxel_ml(self) -> float:
