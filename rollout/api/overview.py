@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from delivery.errors import DeliveryError
 from rollout.api.schemas import ExecutionView, FreezeView
 from rollout.api.services import Services
 from rollout.api.views import execution_view, freeze_view
-from rollout.controller.gates import GateContext, load_gate
 from rollout.controller.loop import load_status
-from rollout.controller.model import Analysis, RolloutStatus, SetWeight
+from rollout.controller.model import GateEvaluation, RolloutStatus, SetWeight
 
 WIDTH, HEIGHT, PAD = 640.0, 150.0, 24.0
 RECENT = timedelta(days=7)
@@ -22,9 +21,15 @@ STEP_DONE = re.compile(r"step (\d+) done")
 
 
 class GateView(BaseModel):
+    """A gate judgement the controller recorded in the rollout status."""
+
     name: str
     verdict: str
     message: str
+    passed: bool = False
+    measured: dict[str, float] = Field(default_factory=dict)
+    threshold: dict[str, float] = Field(default_factory=dict)
+    at: datetime | None = None
 
 
 class Marker(BaseModel):
@@ -111,7 +116,7 @@ def _panel(services: Services, env: str, name: str, now: datetime) -> BiomarkerP
         return panel.model_copy(update={"problem": e.message})
     if status is None:
         return panel
-    return panel.model_copy(update={"rollout": summary(status, gates(services, status), now), **_tracks(panel, status)})
+    return panel.model_copy(update={"rollout": summary(status, now), **_tracks(panel, status)})
 
 
 def _tracks(panel: BiomarkerPanel, status: RolloutStatus) -> dict[str, str | None]:
@@ -125,34 +130,29 @@ def _tracks(panel: BiomarkerPanel, status: RolloutStatus) -> dict[str, str | Non
     return update
 
 
-def gates(services: Services, status: RolloutStatus) -> list[GateView]:
-    """The current analysis step's gates, judged now on the ledger's executions (what the controller will see)."""
-    step = status.current_step
-    if status.terminal or not isinstance(step, Analysis):
+def gates(status: RolloutStatus) -> list[GateView]:
+    """The current step's gates as the controller last judged them (recorded in the status, not re-evaluated)."""
+    if status.terminal:
         return []
-    ctx = GateContext(status.biomarker, status.candidate.version, status.stable.version if status.stable else None,
-                      status.step_started_at, step.min_executions, status.thresholds, services.stats)
-    out = []
-    for name in step.gates:
-        try:
-            result = load_gate(name).evaluate(ctx)
-            out.append(GateView(name=name, verdict=result.verdict, message=result.message))
-        except DeliveryError as e:
-            out.append(GateView(name=name, verdict="error", message=e.message))
-    return out
+    return [_gate_view(g) for g in status.current_gates()]
 
 
-def summary(status: RolloutStatus, live: list[GateView], now: datetime) -> RolloutSummary:
+def _gate_view(g: GateEvaluation) -> GateView:
+    return GateView(name=g.name, verdict=g.verdict, message=g.message, passed=g.passed, measured=g.measured,
+                    threshold=g.threshold, at=g.at)
+
+
+def summary(status: RolloutStatus, now: datetime) -> RolloutSummary:
     step = status.current_step
     return RolloutSummary(
         id=status.id, candidate=status.candidate.version, stable=status.stable.version if status.stable else None,
         phase=status.phase, step=min(status.step_index + 1, len(status.steps)), steps=len(status.steps),
         step_kind=step.kind if step else "done", weight=status.weight, pause_reasons=list(status.pause_reasons),
-        failure_reason=status.failure_reason, gates=live, timeline=timeline(status, live, now))
+        failure_reason=status.failure_reason, gates=gates(status), timeline=timeline(status, now))
 
 
-def timeline(status: RolloutStatus, live: list[GateView], now: datetime) -> Timeline:
-    """Weights from the rollout's own history (each set-weight step), gate outcomes as markers."""
+def timeline(status: RolloutStatus, now: datetime) -> Timeline:
+    """Weights from the rollout's own history (each set-weight step); the recorded gate results as markers."""
     weight, points = 0, [(status.started_at, 0)]
     marks: list[tuple[datetime, int, str, str]] = []
     for event in status.history:
@@ -166,7 +166,8 @@ def timeline(status: RolloutStatus, live: list[GateView], now: datetime) -> Time
     end = max(now if not status.terminal else status.history[-1].at if status.history else now,
               status.started_at + timedelta(seconds=1))
     points.append((end, weight))
-    marks += [(end, weight, g.verdict, f"{g.name}: {g.message}") for g in live]
+    marks += [(g.at, _weight_at(points, g.at), g.verdict, f"{g.name}: {g.message}") for g in status.gate_results
+              if g.at >= status.started_at]
     scale = _Scale(status.started_at, end)
     return Timeline(points=" ".join(f"{scale.x(t)},{scale.y(w)}" for t, w in points),
                     markers=[Marker(x=scale.x(t), y=scale.y(w), kind=k, label=label) for t, w, k, label in marks],
@@ -186,9 +187,11 @@ def _weight_after(status: RolloutStatus, action: str, message: str, weight: int)
     return weight
 
 
+def _weight_at(points: list[tuple[datetime, int]], at: datetime) -> int:
+    return next((w for t, w in reversed(points) if t <= at), 0)
+
+
 def _marker_kind(action: str) -> str | None:
-    if action == "step-analysis":
-        return "pass"
     if action == "rolling-back" or action == "failed":
         return "fail"
     if action in ("paused", "pause"):

@@ -93,6 +93,8 @@ def _report(status: RolloutStatus | None, as_json: bool) -> int:
             print(f"  {c.type}={c.status} {c.reason}: {c.message}")
         if status.pause_reasons:
             print(f"  paused: {', '.join(status.pause_reasons)}")
+        for g in status.current_gates():
+            print(f"  gate {g.name}: {g.verdict} {g.message} (at {g.at:%Y-%m-%d %H:%M:%S})")
     return status.exit_code()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from delivery.release.state import Freeze
 from rollout.controller.gates import GateResult
-from rollout.controller.model import Analysis, Pause, Promote, RolloutStatus, SetWeight
+from rollout.controller.model import Analysis, GateEvaluation, Pause, Promote, RolloutStatus, SetWeight
 from rollout.jobspec import SPEC_HASH
 from rollout.nomad import Deployment, JobView
 
@@ -154,13 +154,21 @@ def _step_wait_or_advance(o: Observed, s: RolloutStatus) -> Action | None:
             return None
         return _wait(o, s, "PauseStep", "waiting for `rollout resume`")
     if isinstance(step, Analysis):
+        judged = _recorded(o, s)  # every judgement that changed is kept in the status, with its numbers
         failed = [g for g in o.gates if g.verdict == "fail"]
         if failed:
-            return _fail_with(o, s, "GateFailed", "; ".join(f"{g.name}: {g.message}" for g in failed))
+            return _fail_with(o, judged, "GateFailed", "; ".join(f"{g.name}: {g.message}" for g in failed))
         if o.gates and all(g.verdict == "pass" for g in o.gates):
-            return _advance(o, s)
-        return None
+            return _advance(o, judged)
+        return UpdateStatus(judged, "record gate results") if judged is not s else None
     return None
+
+
+def _recorded(o: Observed, s: RolloutStatus) -> RolloutStatus:
+    return s.with_gates(tuple(
+        GateEvaluation(at=o.now, step=s.step_index, name=g.name, verdict=g.verdict, passed=g.verdict == "pass",
+                       message=g.message, measured=dict(g.measured), threshold=dict(g.threshold))
+        for g in o.gates))
 
 
 # ---------------------------------------------------------------- batch

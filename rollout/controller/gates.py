@@ -63,9 +63,13 @@ class GateContext:
 
 @dataclass(frozen=True)
 class GateResult:
+    """A gate's judgement with the numbers it judged (kept in the rollout status, shown by the status page)."""
+
     name: str
     verdict: Verdict
     message: str
+    measured: Mapping[str, float] = field(default_factory=dict)
+    threshold: Mapping[str, float] = field(default_factory=dict)
 
 
 class Gate(Protocol):
@@ -86,12 +90,17 @@ class HealthGate:
         dep = ctx.deployment
         if dep is None:
             return GateResult(self.name, "pass", "no deployment to judge (batch)")
-        if any(g.unhealthy for g in dep.groups):
-            return GateResult(self.name, "fail", f"{sum(g.unhealthy for g in dep.groups)} unhealthy allocation(s)")
+        measured = {"healthy": float(sum(g.healthy for g in dep.groups)),
+                    "unhealthy": float(sum(g.unhealthy for g in dep.groups))}
+        wanted = {"healthy": float(sum(max(g.desired_canaries, 1) for g in dep.groups)), "unhealthy": 0.0}
+        if measured["unhealthy"]:
+            return GateResult(self.name, "fail", f"{measured['unhealthy']:.0f} unhealthy allocation(s)", measured,
+                              wanted)
         short = [g.name for g in dep.groups if g.healthy < max(g.desired_canaries, 1)]
         if short:
-            return GateResult(self.name, "wait", f"waiting for healthy canaries in {', '.join(short)}")
-        return GateResult(self.name, "pass", "canaries healthy")
+            return GateResult(self.name, "wait", f"waiting for healthy canaries in {', '.join(short)}", measured,
+                              wanted)
+        return GateResult(self.name, "pass", "canaries healthy", measured, wanted)
 
 
 class SuccessRateGate:
@@ -100,11 +109,14 @@ class SuccessRateGate:
     def evaluate(self, ctx: GateContext) -> GateResult:
         """Candidate success rate at least `min_success_rate` over at least `min_executions`."""
         got = ctx.stats.outcomes(ctx.biomarker, ctx.candidate, since=ctx.since)
+        limits = {"min_success_rate": ctx.thresholds.min_success_rate, "min_executions": float(ctx.min_executions)}
         if got.total < ctx.min_executions:
-            return GateResult(self.name, "wait", f"{got.total}/{ctx.min_executions} candidate executions")
+            return GateResult(self.name, "wait", f"{got.total}/{ctx.min_executions} candidate executions",
+                              {"executions": float(got.total)}, limits)
         rate = got.succeeded / got.total
         verdict: Verdict = "pass" if rate >= ctx.thresholds.min_success_rate else "fail"
-        return GateResult(self.name, verdict, f"success rate {rate:.3f} (floor {ctx.thresholds.min_success_rate})")
+        return GateResult(self.name, verdict, f"success rate {rate:.3f} (floor {ctx.thresholds.min_success_rate})",
+                          {"success_rate": round(rate, 6), "executions": float(got.total)}, limits)
 
 
 class RuntimeGate:
@@ -114,12 +126,16 @@ class RuntimeGate:
         """Candidate median runtime at most `max_runtime_ratio` times stable's."""
         cand = ctx.stats.outcomes(ctx.biomarker, ctx.candidate, since=ctx.since).runtimes_s
         base = ctx.stats.outcomes(ctx.biomarker, ctx.stable, since=ctx.since).runtimes_s if ctx.stable else ()
-        if len(cand) < ctx.min_executions or not base:
-            return GateResult(self.name, "wait", f"{len(cand)} candidate / {len(base)} stable runtimes")
-        ratio = statistics.median(cand) / max(statistics.median(base), 1e-9)
-        verdict: Verdict = "pass" if ratio <= ctx.thresholds.max_runtime_ratio else "fail"
+        counts = {"candidate_runtimes": float(len(cand)), "stable_runtimes": float(len(base))}
         limit = ctx.thresholds.max_runtime_ratio
-        return GateResult(self.name, verdict, f"median runtime ratio {ratio:.2f} (max {limit})")
+        limits = {"max_runtime_ratio": limit, "min_executions": float(ctx.min_executions)}
+        if len(cand) < ctx.min_executions or not base:
+            return GateResult(self.name, "wait", f"{len(cand)} candidate / {len(base)} stable runtimes", counts,
+                              limits)
+        ratio = statistics.median(cand) / max(statistics.median(base), 1e-9)
+        verdict: Verdict = "pass" if ratio <= limit else "fail"
+        return GateResult(self.name, verdict, f"median runtime ratio {ratio:.2f} (max {limit})",
+                          {"runtime_ratio": round(ratio, 6), **counts}, limits)
 
 
 class EquivalenceGate:
@@ -131,16 +147,21 @@ class EquivalenceGate:
             return GateResult(self.name, "pass", "no stable version or no tolerances to compare")
         pairs = ctx.stats.paired(ctx.biomarker, ctx.candidate, ctx.stable, since=ctx.since)
         if not pairs:
-            return GateResult(self.name, "wait", "no paired runs yet")
+            return GateResult(self.name, "wait", "no paired runs yet", {"paired_runs": 0.0})
+        worst: dict[str, float] = {}
         for pair in pairs:
             for metric, tol in ctx.thresholds.equivalence.items():
                 a, b = pair.candidate.get(metric), pair.stable.get(metric)
                 if a is None or b is None:
-                    return GateResult(self.name, "fail", f"{pair.study}: metric {metric} missing")
+                    return GateResult(self.name, "fail", f"{pair.study}: metric {metric} missing",
+                                      {"paired_runs": float(len(pairs))})
                 limit = max(tol.absolute or 0.0, (tol.relative or 0.0) * abs(b))
+                worst[metric] = max(worst.get(metric, 0.0), abs(a - b))
                 if abs(a - b) > limit:
-                    return GateResult(self.name, "fail", f"{pair.study}: {metric} {a} vs {b} (tolerance {limit:g})")
-        return GateResult(self.name, "pass", f"{len(pairs)} paired run(s) equivalent")
+                    return GateResult(self.name, "fail", f"{pair.study}: {metric} {a} vs {b} (tolerance {limit:g})",
+                                      {f"{metric}.difference": abs(a - b)}, {f"{metric}.tolerance": limit})
+        measured = {"paired_runs": float(len(pairs)), **{f"{m}.max_difference": d for m, d in worst.items()}}
+        return GateResult(self.name, "pass", f"{len(pairs)} paired run(s) equivalent", measured)
 
 
 BUILTIN: dict[str, type[Gate]] = {g.name: g for g in (HealthGate, SuccessRateGate, RuntimeGate, EquivalenceGate)}

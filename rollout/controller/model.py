@@ -13,6 +13,7 @@ from delivery.manifest.model import Gates as GateThresholds
 
 Phase = Literal["Progressing", "Paused", "RollingBack", "Succeeded", "RolledBack", "Failed", "Aborted"]
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "RolledBack", "Failed", "Aborted"})
+GATE_HISTORY = 50  # gate evaluations kept in the status (it lives in one release-state record)
 
 
 class _Frozen(BaseModel):
@@ -97,6 +98,23 @@ class Event(_Frozen):
     message: str = ""
 
 
+class GateEvaluation(_Frozen):
+    """One analysis gate judgement as the controller saw it: what was measured against which threshold."""
+
+    at: datetime
+    step: int
+    name: str
+    verdict: Literal["pass", "fail", "wait"]
+    passed: bool
+    message: str = ""
+    measured: dict[str, float] = Field(default_factory=dict)
+    threshold: dict[str, float] = Field(default_factory=dict)
+
+    def same_outcome(self, other: GateEvaluation) -> bool:
+        """Equal apart from when it was seen (so waiting on unchanged numbers writes nothing)."""
+        return self.model_copy(update={"at": other.at}) == other
+
+
 class RolloutStatus(_Frozen):
     """Everything the controller needs to continue a rollout after a crash, and what `status` shows."""
 
@@ -128,6 +146,7 @@ class RolloutStatus(_Frozen):
     placement_deadline_s: int = 900
     conditions: tuple[Condition, ...] = ()
     history: tuple[Event, ...] = ()
+    gate_results: tuple[GateEvaluation, ...] = ()
 
     @property
     def terminal(self) -> bool:
@@ -152,6 +171,22 @@ class RolloutStatus(_Frozen):
         """A copy with one history event appended."""
         event = Event(at=now, actor=actor, action=action, message=message)
         return self.model_copy(update={"history": (*self.history, event)})
+
+    def current_gates(self) -> tuple[GateEvaluation, ...]:
+        """The latest recorded judgement of each gate of the step in progress."""
+        latest: dict[str, GateEvaluation] = {}
+        for g in self.gate_results:
+            if g.step == self.step_index:
+                latest[g.name] = g
+        return tuple(latest.values())
+
+    def with_gates(self, evaluations: tuple[GateEvaluation, ...]) -> RolloutStatus:
+        """A copy with the evaluations that differ from the step's latest appended (last GATE_HISTORY kept)."""
+        known = {g.name: g for g in self.current_gates()}
+        new = tuple(e for e in evaluations if e.name not in known or not known[e.name].same_outcome(e))
+        if not new:
+            return self
+        return self.model_copy(update={"gate_results": (*self.gate_results, *new)[-GATE_HISTORY:]})
 
     def exit_code(self) -> int:
         """0 done, 1 failed or rolled back, 3 waiting on a human."""
