@@ -82,6 +82,12 @@ def summarize(variant: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def gzip_inflater() -> str:
+    """Which inflate the children use for .nii.gz: python-isal (extra `fast-gzip`) or the zlib fallback."""
+    probe = "import emphysema.io_nifti as m; print(getattr(m, 'GZIP_INFLATER', 'nibabel (zlib)'))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate or reuse the phantom, time both variants, print JSON; exit 1 if a target is missed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     nifti, truth = phantom_path(args.cache, args.gz)
     result: dict[str, Any] = {"benchmark": "emphysema_quantify", "input": str(nifti), "shape_zyx": list(SHAPE),
                               "cpu_count": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-                              "truth": truth, "variants": {}}
+                              "truth": truth, "gzip_inflater": gzip_inflater(), "variants": {}}
     with tempfile.TemporaryDirectory(prefix="emphysema-bench-out-") as out_root:
         for variant in ("fast", "accurate"):
             runs = [run_variant(nifti, variant, Path(out_root)) for _ in range(args.repeats)]

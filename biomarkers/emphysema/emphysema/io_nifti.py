@@ -12,6 +12,13 @@ from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 from .errors import EmphysemaError
 from .volume import CTVolume, to_hu_int16
 
+try:  # python-isal (extra `fast-gzip`): Intel ISA-L inflate, ~1.8x faster than nibabel's zlib-based reader here
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - depends on the environment
+    isal_zlib = None
+# Streaming with the standard zlib measured no faster than nibabel's own reader, so without isal nibabel reads.
+GZIP_INFLATER = "isal" if isal_zlib is not None else "nibabel (zlib)"
+
 # Voxel axes i, j, k of the reoriented image point to patient Left, Posterior, Inferior,
 # so the transposed array is (z cranial→caudal, y anterior→posterior, x right→left).
 TARGET_AXES = ("L", "P", "I")
@@ -39,10 +46,42 @@ def _load_image(path: Path) -> nib.Nifti1Image:
     return img
 
 
+GZIP_CHUNK = 1 << 20
+
+
+def _gz_unscaled(img: nib.Nifti1Image, path: Path) -> np.ndarray | None:
+    """A .nii.gz's voxels inflated by isal straight into one preallocated, writable array (None: nibabel reads).
+
+    Chunks go into the final buffer, so the only full-size allocation is the array itself and the clamp to
+    -1024 then runs in place (nibabel's read-only buffer cost a second full-size array).
+    """
+    proxy = img.dataobj
+    if isal_zlib is None or not path.name.lower().endswith(".gz"):
+        return None
+    if not hasattr(proxy, "offset") or tuple(proxy.shape) != img.shape:  # e.g. a 4D file sliced to 3D
+        return None
+    dtype = img.header.get_data_dtype()
+    out = np.empty(int(np.prod(img.shape)) * dtype.itemsize, dtype=np.uint8)
+    skip, pos = int(proxy.offset), 0
+    inflater = isal_zlib.decompressobj(31)  # 31: gzip header and trailer
+    with open(path, "rb") as f:
+        while pos < out.size and (chunk := f.read(GZIP_CHUNK)):
+            data = memoryview(inflater.decompress(chunk))
+            cut = min(skip, len(data))
+            skip, data = skip - cut, data[cut:]
+            n = min(len(data), out.size - pos)
+            out[pos:pos + n] = np.frombuffer(data[:n], dtype=np.uint8)
+            pos += n
+    if pos < out.size:
+        raise ValueError(f"only {pos} of {out.size} voxel bytes")
+    return out.view(dtype).reshape(img.shape, order="F")
+
+
 def _raw_data(img: nib.Nifti1Image, path: Path) -> tuple[np.ndarray, float, float]:
     """Unscaled voxel data plus slope/intercept (scaling applied later in int32/float32)."""
     try:
-        raw = np.asarray(img.dataobj.get_unscaled())
+        fast = _gz_unscaled(img, path)
+        raw = fast if fast is not None else np.asarray(img.dataobj.get_unscaled())
     except Exception as exc:
         raise EmphysemaError(f"The NIfTI file {path.name} is truncated or corrupt ({exc}).") from exc
     slope, inter = img.dataobj.slope, img.dataobj.inter
