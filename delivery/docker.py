@@ -124,6 +124,19 @@ class ContainerOutcome:
     log_tail: tuple[str, ...]
 
 
+# The label naming the execution a job container runs, so a restarted server can find the container again.
+EXECUTION_LABEL = "delivery.execution"
+
+
+@dataclass(frozen=True)
+class JobContainer:
+    """A job container found on the engine: its id and state (`created`, `running`, `exited`, `dead`)."""
+
+    container_id: str
+    state: str
+    labels: Mapping[str, str]
+
+
 class DockerClient:
     """The engine operations the pipeline needs, with errors translated to DockerError."""
 
@@ -293,6 +306,79 @@ class DockerClient:
                                         "(nvidia-container-runtime-hook on dockerd's PATH) and restart dockerd, "
                                         "run on a GPU agent, or pass --allow-no-gpu.") from e
             raise DockerError(f"job container from {job.image} failed to run: {text}", status=_status(e)) from e
+
+    def start_job(self, job: ContainerJob) -> str:
+        """Create and start `job`'s container without waiting for it; returns the container id.
+
+        Raises:
+            DockerError: the image is not on this engine (status 404) or the engine refused to create or start it.
+        """
+        try:
+            container = self._client.containers.create(job.image, list(job.command), **create_kwargs(job))
+            try:
+                container.start()
+            except BaseException:
+                container.remove(force=True)  # a container that never started must not be found as a job later
+                raise
+            return str(container.id)
+        except docker.errors.ImageNotFound as e:
+            raise DockerError(f"image {job.image} is not on this engine", status=404,
+                              hint="Pull it first (DockerClient.pull) or check the reference.") from e
+        except (docker.errors.APIError, requests.RequestException) as e:
+            if job.gpus and NO_GPU_DRIVER in _explain(e):
+                raise NoGpuRuntime(f"this Docker engine has no GPU runtime ({_explain(e)})", status=_status(e),
+                                   hint="Install NVIDIA's container toolkit on the agent and restart dockerd, "
+                                        "or run on a GPU agent.") from e
+            raise DockerError(f"job container from {job.image} failed to start: {_explain(e)}",
+                              status=_status(e)) from e
+
+    def find_job_container(self, execution_id: str) -> JobContainer | None:
+        """The job container labelled with `execution_id` (running or ended, not yet removed), or None.
+
+        Raises:
+            DockerError: the engine failed.
+        """
+        try:
+            found = self._client.api.containers(all=True, filters={"label": f"{EXECUTION_LABEL}={execution_id}"})
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"cannot list the containers of {execution_id}: {_explain(e)}", status=_status(e)) from e
+        if not found:
+            return None
+        return JobContainer(str(found[0]["Id"]), str(found[0].get("State", "")), dict(found[0].get("Labels") or {}))
+
+    def wait_job(self, container_id: str, timeout_s: float) -> ContainerOutcome:
+        """Wait for a started job container to end (killed at `timeout_s`); the container is kept (`remove_job`).
+
+        Raises:
+            DockerError: the container no longer exists (status 404) or the engine failed.
+        """
+        try:
+            container = self._client.containers.get(container_id)
+            status, timed_out = _wait(container, timeout_s)
+            container.reload()
+            state = container.attrs.get("State", {})
+            logs = container.logs(stdout=True, stderr=True, tail=LOG_TAIL).decode("utf-8", "replace")
+        except docker.errors.NotFound as e:
+            raise DockerError(f"job container {container_id[:12]} no longer exists", status=404) from e
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"cannot wait for job container {container_id[:12]}: {_explain(e)}",
+                              status=_status(e)) from e
+        return ContainerOutcome(container_id, status, timed_out, str(state.get("StartedAt", "")),
+                                str(state.get("FinishedAt", "")), tuple(logs.splitlines()[-LOG_TAIL:]))
+
+    def remove_job(self, container_id: str) -> None:
+        """Remove a job container; one already gone is fine.
+
+        Raises:
+            DockerError: the engine refused.
+        """
+        try:
+            self._client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DockerError(f"cannot remove job container {container_id[:12]}: {_explain(e)}",
+                              status=_status(e)) from e
 
 
 def create_kwargs(job: ContainerJob) -> dict[str, Any]:
