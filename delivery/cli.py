@@ -45,11 +45,7 @@ COMMANDS = (manifest, scan, pipelines, webhook, promote, resolve, local, base_im
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `delivery` console script."""
-    parser = clikit.new_parser("delivery", DESCRIPTION, EPILOG)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
-    return clikit.run(parser, argv)
+    return clikit.dispatch("delivery", DESCRIPTION, EPILOG, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
 from delivery.errors import DeliveryError
@@ -50,6 +51,16 @@ def add_command(
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """The `--json` flag every data-printing command has."""
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+
+
+def dispatch(prog: str, description: str, epilog: str, commands: Iterable[ModuleType],
+             argv: Sequence[str] | None) -> int:
+    """A CLI's whole `main`: one parser, every command module's `register(sub)`, the one error handler."""
+    parser = new_parser(prog, description, epilog)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in commands:
+        command.register(sub)
+    return run(parser, argv)
 
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from delivery.errors import ConfigError, ManifestError
 from delivery.manifest.located_model import validate_model
-from delivery.manifest.model import API_VERSION, DNS_LABEL, IMAGE_PATH
+from delivery.manifest.model import API_VERSION, IMAGE_PATH, Name
 from delivery.manifest.source import Located, load_file
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "manifests" / "environments"
@@ -25,7 +25,6 @@ Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Gate = Literal["attestation", "tests", "scan"]
 GATES: tuple[Gate, ...] = ("attestation", "tests", "scan")
-Name = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=40)]
 
 
 def _zone(value: str) -> str:

@@ -26,11 +26,7 @@ COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall, triggers, rollou
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rollout` console script."""
-    parser = clikit.new_parser("rollout", DESCRIPTION, EPILOG)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
-    return clikit.run(parser, argv)
+    return clikit.dispatch("rollout", DESCRIPTION, EPILOG, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,9 @@ from pydantic import (
 )
 
 from delivery.manifest.located_model import load_model
-from delivery.manifest.model import DNS_LABEL
+from delivery.manifest.model import Name
 from rollout.environment import default_environment
 
-Name = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=40)]
 PIN = re.compile(r"^[a-z][-a-z0-9]*@\S{1,200}$")
 
 
