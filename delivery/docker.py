@@ -332,14 +332,16 @@ class DockerClient:
             raise DockerError(f"job container from {job.image} failed to start: {_explain(e)}",
                               status=_status(e)) from e
 
-    def find_job_container(self, execution_id: str) -> JobContainer | None:
-        """The job container labelled with `execution_id` (running or ended, not yet removed), or None.
+    def find_job_container(self, execution_id: str, labels: Mapping[str, str] | None = None) -> JobContainer | None:
+        """The job container labelled with `execution_id` (and every one of `labels`), running or ended and not yet
+        removed, or None.
 
         Raises:
             DockerError: the engine failed.
         """
+        wanted = [f"{EXECUTION_LABEL}={execution_id}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
         try:
-            found = self._client.api.containers(all=True, filters={"label": f"{EXECUTION_LABEL}={execution_id}"})
+            found = self._client.api.containers(all=True, filters={"label": wanted})
         except (docker.errors.APIError, requests.RequestException) as e:
             raise DockerError(f"cannot list the containers of {execution_id}: {_explain(e)}", status=_status(e)) from e
         if not found:
@@ -377,6 +379,8 @@ class DockerClient:
         except docker.errors.NotFound:
             return
         except (docker.errors.APIError, requests.RequestException) as e:
+            if _status(e) == 409:  # another caller is removing it already
+                return
             raise DockerError(f"cannot remove job container {container_id[:12]}: {_explain(e)}",
                               status=_status(e)) from e
 
