@@ -23,6 +23,8 @@ TERMINAL = {"succeeded", "failed", "timed_out", "dispatch_failed"}
 
 def api_status(execution: Execution) -> ApiStatus:
     """queued → running → succeeded | failed, from the ledger's events."""
+    if execution.status == "lost" and execution.finished:  # the container vanished: the result is unknown
+        return "failed"
     return STATUS.get(execution.status, "running")
 
 
@@ -40,7 +42,7 @@ def input_reference(execution: Execution, input_root: Path) -> str | None:
 
 def execution_view(execution: Execution, input_root: Path) -> ExecutionView:
     r = execution.record
-    terminal = next((e for e in reversed(execution.events) if e.kind in TERMINAL), None)
+    terminal = next((e for e in reversed(execution.events) if e.kind in TERMINAL or e.details.get("final")), None)
     base = f"/v1/executions/{r.id}"
     return ExecutionView(
         id=r.id, status=api_status(execution), ledger_status=execution.status, biomarker=r.biomarker,

@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime
 
 from delivery import clikit
+from rollout.executions.resume import resume
 from rollout.executions.submit import describe
 from rollout.executions.wiring import add_service_flags, collector, ledger
 
@@ -14,12 +15,21 @@ examples:
   rollout executions list --biomarker emphysema --version 1.4.2
   rollout executions show 5b0e4c1e-… --json
   rollout executions wait 5b0e4c1e-… --json     # a Nomad submission made without --wait
+  rollout executions resume --json              # collect runs whose server died (also done by `rollout serve`)
 """
 
 WAIT_EPILOG = EPILOG + """
 Waits for the allocation to finish (following Nomad's replacement once if a node is lost), hashes the outputs,
 writes provenance.json beside them and appends the outcome to the ledger; a paired shadow run is collected and
 compared too. An execution that already finished is shown as recorded. exit status: 0 succeeded, 1 otherwise.
+"""
+
+RESUME_EPILOG = EPILOG + """
+Finds the executions of the backend (--backend, default docker) from the last 7 days that have no outcome (at
+most 200) and collects each like `wait`: a running job is waited for, a finished one collected (outputs hashed,
+provenance.json written), a local container that no longer exists recorded as `lost`. Each execution gets at most
+one outcome, even when a live server or another resume collects it at the same time. `rollout serve` runs the same
+pass in the background when it starts. exit status: 0, or 1 when some execution could not be collected.
 """
 
 
@@ -42,7 +52,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                               epilog=WAIT_EPILOG)
     wait.add_argument("id", help="execution id")
     add_service_flags(wait)
-    wait.set_defaults(backend="nomad")  # local executions always finish inside `rollout submit`
+    wait.set_defaults(backend="nomad")  # the usual case: a Nomad submission made without --wait
+    resume = clikit.add_command(inner, "resume", _resume, help="collect every run whose collecting process died",
+                                epilog=RESUME_EPILOG)
+    add_service_flags(resume)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -68,6 +81,18 @@ def _wait(args: argparse.Namespace) -> int:
                 print(f"{e.id}  {e.status}  {e.record.biomarker} {e.record.version} ({e.record.digest})  "
                       f"outputs in {e.record.output_path}")
     return 0 if submission.execution.succeeded else 1
+
+
+def _resume(args: argparse.Namespace) -> int:
+    done = resume(collector(args))
+    if args.json:
+        clikit.print_json([r.as_json() for r in done])
+    else:
+        for r in done:
+            print(f"{r.execution_id}  {r.status:10} {r.action}")
+        if not done:
+            print("no unfinished executions")
+    return 1 if any(r.action.startswith("not collected") for r in done) else 0
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 from delivery import clikit
 from delivery.config import add_registry_flag
+from delivery.errors import DeliveryError
 
 EPILOG = """\
 examples:
@@ -36,6 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
     from rollout.api.asgi import app, configure_logging
 
     configure_logging()
+    threading.Thread(target=_resume, name="resume", daemon=True).start()
     print(f"serving the API and the status page at http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     if args.workers > 1:
         uvicorn.run("rollout.api.asgi:app", factory=True, host=args.host, port=args.port, workers=args.workers,
@@ -44,6 +48,19 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run(app(), host=args.host, port=args.port, access_log=False, log_level=args.log_level,
                     proxy_headers=args.proxy_headers)
     return 0
+
+
+def _resume() -> None:
+    """Collect the runs a previous server left behind (bounded: see `rollout executions resume`); one JSON line
+    per execution on stderr."""
+    from rollout.api.services import services_from_env
+    from rollout.executions.resume import resume
+
+    try:
+        for done in resume(services_from_env().submitter):
+            print(json.dumps({"resume": done.as_json()}), file=sys.stderr, flush=True)
+    except DeliveryError as e:
+        print(json.dumps({"resume": {"error": e.message}}), file=sys.stderr, flush=True)
 
 
 def _export(args: argparse.Namespace) -> None:

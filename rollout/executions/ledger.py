@@ -83,7 +83,18 @@ class ComparisonRow(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-_LEDGER_TABLES = (ExecutionRow, ExecutionEventRow, ComparisonRow)
+class OutcomeRow(Base):
+    """At most one outcome per execution: the primary key makes a second recording (a resume racing a live
+    collector, two server copies) fail inside the transaction that would append the outcome event."""
+
+    __tablename__ = "execution_outcomes"
+
+    execution_id: Mapped[str] = mapped_column(ForeignKey("executions.id"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+
+
+_LEDGER_TABLES = (ExecutionRow, ExecutionEventRow, ComparisonRow, OutcomeRow)
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,35 @@ class Ledger:
         with self._engine.begin() as connection:
             connection.execute(insert(ExecutionEventRow), [values])
         return ExecutionEvent(values["at"], kind, values["details"])
+
+    def record_outcome(self, execution_id: str, kind: str, details: Mapping[str, Any] | None = None) -> bool:
+        """Append the outcome event and claim the execution's one outcome in one transaction; False (nothing
+        appended) when an outcome is already recorded."""
+        values = _event_values(execution_id, kind, details or {})
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(OutcomeRow), [{"execution_id": execution_id, "at": values["at"],
+                                                         "kind": kind}])
+                connection.execute(insert(ExecutionEventRow), [values])
+        except IntegrityError:
+            if not self.has_outcome(execution_id):
+                raise
+            return False
+        return True
+
+    def has_outcome(self, execution_id: str) -> bool:
+        """Whether an outcome is recorded for the execution."""
+        with self._engine.connect() as connection:
+            return connection.execute(select(OutcomeRow.execution_id).where(
+                OutcomeRow.execution_id == execution_id)).first() is not None
+
+    def unfinished(self, *, since: datetime, backend: str, limit: int) -> list[Execution]:
+        """Executions of `backend` created since `since` with no outcome recorded, oldest first (at most `limit`)."""
+        recorded = select(OutcomeRow.execution_id)
+        query = (select(ExecutionRow).where(ExecutionRow.created_at >= since, ExecutionRow.backend == backend,
+                                            ExecutionRow.id.not_in(recorded))
+                 .order_by(ExecutionRow.created_at, ExecutionRow.id).limit(limit))
+        return [e for e in self._load(query) if not e.finished]
 
     def get(self, execution_id: str) -> Execution:
         """One execution with its whole history; raises ExecutionNotFound."""

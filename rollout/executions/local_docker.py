@@ -1,62 +1,85 @@
 """The embedded default backend: each execution is one locked-down container on the local Docker engine.
 
-The container's life is tied to the submitting process: `dispatch` runs it to completion and `wait` hands back what
-happened, so nothing outside the command has to collect outputs.
+`dispatch` starts the container and returns (so the ledger records `dispatched` while it runs); `wait` waits for it.
+The container carries its execution id as a label and is removed only once the outcome is recorded (`release`), so
+a server that restarts, or another copy, can still find and collect it (`rollout executions resume`).
 """
 
 from __future__ import annotations
 
 import os
-import time
+from datetime import datetime
 from pathlib import Path
 
-from delivery.docker import ContainerJob, ContainerOutcome, DockerClient, DockerError, Mount, RegistryAuth
+from delivery.docker import (
+    EXECUTION_LABEL,
+    ContainerJob,
+    ContainerOutcome,
+    DockerClient,
+    DockerError,
+    Mount,
+    RegistryAuth,
+)
 from rollout.executions.backend import Outcome, OutcomeStatus
-from rollout.executions.model import ExecutionError, JobDescription, Route
+from rollout.executions.model import JobDescription, Route
 
 MHZ_PER_CPU = 1000  # Nomad reserves MHz; the engine limits whole CPUs: 1000 MHz count as one CPU here
 NOBODY = "65534:65534"
+PREFIX = "local-"
+OUTPUT_LABEL = "delivery.output"
 
 
 class LocalDockerBackend:
     """Jobs as containers with the limits Nomad would give them: CPU, memory, no network, read-only root, GPU."""
 
     name = "docker"
+    findable = True  # a job is found by its container label
 
     def __init__(self, client: DockerClient, auth: RegistryAuth | None = None) -> None:
         self._client = client
         self._auth = auth
-        self._outcomes: dict[str, Outcome] = {}
         self._present: set[str] = set()
 
     def dispatch(self, token: str, job: JobDescription, route: Route) -> str:
-        """Pull the pinned digest, run the container to completion; the token names the job."""
-        job_id = f"local-{token}"
-        if job_id in self._outcomes:
-            return job_id
+        """Start the pinned digest's container labelled with the token, unless one is already there."""
+        if self._client.find_job_container(token, _owner(job)) is not None:
+            return PREFIX + token
         image = f"{job.repository}@{job.digest}"  # the digest, never the tag, decides what runs
         if image not in self._present:  # content under a digest never changes: one engine look-up per image
             self._client.pull(image, self._auth)
             self._present.add(image)
         user = _job_user(job.output_path)
-        started = time.monotonic()
         try:
-            outcome = self._client.run_job(_container_job(job, image, user, token, route))
+            self._client.start_job(_container_job(job, image, user, token, route))
         except DockerError as e:
             if e.status != 404:
                 raise
             self._client.pull(image, self._auth)  # removed from the engine since: pull it again, once
-            outcome = self._client.run_job(_container_job(job, image, user, token, route))
-        self._outcomes[job_id] = _outcome(outcome, time.monotonic() - started)
-        return job_id
+            self._client.start_job(_container_job(job, image, user, token, route))
+        return PREFIX + token
+
+    def find(self, token: str, job: JobDescription) -> str | None:
+        """The job started with `token` whose container is still on the engine, or None."""
+        return PREFIX + token if self._client.find_job_container(token, _owner(job)) is not None else None
 
     def wait(self, job_id: str, job: JobDescription) -> Outcome:
-        """The outcome of a job this backend ran."""
+        """Wait for the job's container; a container no longer on the engine is `lost` (its result is unknown)."""
+        found = self._client.find_job_container(job_id.removeprefix(PREFIX), _owner(job))
+        if found is None:
+            return _vanished(job_id)
         try:
-            return self._outcomes.pop(job_id)
-        except KeyError:
-            raise ExecutionError(f"local job {job_id} is not known to this process",
-                                 hint="Local executions finish inside the submitting command; submit again.") from None
+            result = self._client.wait_job(found.container_id, job.timeout_s)
+        except DockerError as e:
+            if e.status != 404:
+                raise
+            return _vanished(job_id)
+        return _outcome(result)
+
+    def release(self, job_id: str, job: JobDescription) -> None:
+        """Remove the job's container once its outcome is recorded."""
+        found = self._client.find_job_container(job_id.removeprefix(PREFIX), _owner(job))
+        if found is not None:
+            self._client.remove_job(found.container_id)
 
 
 def _container_job(job: JobDescription, image: str, user: str, token: str, route: Route) -> ContainerJob:
@@ -66,10 +89,16 @@ def _container_job(job: JobDescription, image: str, user: str, token: str, route
         mounts=(Mount(job.input_path.resolve(), "/data/input", read_only=True),
                 Mount(job.output_path.resolve(), "/data/output", read_only=False)),
         nano_cpus=max(int(cpus * 1e9), 10_000_000), memory_bytes=job.memory_mb * 2**20, user=user,
-        timeout_s=job.timeout_s, gpus=job.gpu, labels={"delivery.execution": token, "delivery.route": route},
+        timeout_s=job.timeout_s, gpus=job.gpu, labels={EXECUTION_LABEL: token, "delivery.route": route, **_owner(job)},
         environment={"DELIVERY_EXECUTION_ID": token, "DELIVERY_IMAGE": job.image, "DELIVERY_IMAGE_DIGEST": job.digest,
                      "DELIVERY_BIOMARKER": job.biomarker, "DELIVERY_VARIANT": job.variant},
     )
+
+
+def _owner(job: JobDescription) -> dict[str, str]:
+    """Execution ids derive from request ids, so two ledgers on one engine may share one: the output folder
+    tells their containers apart."""
+    return {OUTPUT_LABEL: str(job.output_path.resolve())}
 
 
 def _job_user(output: Path) -> str:
@@ -81,9 +110,28 @@ def _job_user(output: Path) -> str:
     return NOBODY
 
 
-def _outcome(result: ContainerOutcome, wall_s: float) -> Outcome:
+def _outcome(result: ContainerOutcome) -> Outcome:
     status: OutcomeStatus = "succeeded" if result.exit_code == 0 else "failed"
     if result.timed_out:
         status = "timed_out"
-    return Outcome(status=status, exit_code=result.exit_code, duration_s=round(wall_s, 3), node=os.uname().nodename,
+    return Outcome(status=status, exit_code=result.exit_code, duration_s=_duration(result), node=os.uname().nodename,
                    log_tail=result.log_tail, reason="" if status == "succeeded" else f"exit code {result.exit_code}")
+
+
+def _vanished(job_id: str) -> Outcome:
+    return Outcome(status="lost", exit_code=None, duration_s=0.0, node=os.uname().nodename, retry=False,
+                   reason=f"the container of {job_id} no longer exists on this engine; its result is unknown")
+
+
+def _duration(result: ContainerOutcome) -> float:
+    """Run time from the engine's own start and finish times (the waiter may have started later)."""
+    try:
+        return round((_engine_time(result.finished_at) - _engine_time(result.started_at)).total_seconds(), 3)
+    except ValueError:
+        return 0.0
+
+
+def _engine_time(text: str) -> datetime:
+    """The engine's RFC 3339 times carry nanoseconds; Python parses microseconds."""
+    head, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")

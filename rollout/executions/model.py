@@ -156,6 +156,14 @@ class Execution:
         kinds = [e.kind for e in self.events if e.kind in _STATUS_EVENTS]
         return kinds[-1] if kinds else "submitted"
 
+    @property
+    def finished(self) -> bool:
+        """An outcome is recorded: a terminal status, or a loss recorded as final (a vanished local container)."""
+        last = next((e for e in reversed(self.events) if e.kind in _STATUS_EVENTS), None)
+        if last is None or last.kind in TERMINAL:
+            return last is not None
+        return last.kind == "lost" and bool(last.details.get("final"))
+
     def latest(self, key: str) -> Any:
         """The most recent value of `key` in any event's details."""
         for event in reversed(self.events):

@@ -29,6 +29,7 @@ class NomadBackend:
     """Dispatch with idempotency token = execution id; follow the child's allocations to the end."""
 
     name = "nomad"
+    findable = False  # a child is found only by dispatching again
 
     def __init__(self, client: NomadClient, *, poll_s: float = 0.05, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -64,6 +65,13 @@ class NomadBackend:
                 return self._ended(ended[-1], lost, started)
             self._sleep(self._poll_s)
         return Outcome("timed_out", None, self._since(started), reason=f"no result within {job.timeout_s}s")
+
+    def find(self, token: str, job: JobDescription) -> str | None:
+        """Nomad finds a child only by dispatching again, which would start one: a resume never does that."""
+        return None
+
+    def release(self, job_id: str, job: JobDescription) -> None:
+        """Nomad keeps its dispatched children; nothing to remove."""
 
     def _ended(self, alloc: Allocation, lost: tuple[str, ...], started: float) -> Outcome:
         status: OutcomeStatus = "succeeded" if alloc.client_status == "complete" else "failed"

@@ -17,7 +17,6 @@ from rollout.executions.equivalence import Comparison, compare, flatten
 from rollout.executions.ledger import Ledger, StoredComparison
 from rollout.executions.manifests import ManifestSource, pick_variant
 from rollout.executions.model import (
-    TERMINAL,
     Execution,
     ExecutionError,
     ExecutionRecord,
@@ -118,9 +117,9 @@ class Submitter:
 
     def _await(self, item: Planned) -> Execution:
         current = self.ledger.get(item.record.id)
-        if current.status in TERMINAL:
+        if current.finished:
             return current
-        job_id = current.latest("backend_job_id")
+        job_id = current.latest("backend_job_id") or self.backend.find(item.record.id, item.job)
         if job_id is None:
             raise ExecutionError(f"execution {item.record.id} was never dispatched",
                                  hint="Submit it again with the same --request-id.")
@@ -178,13 +177,13 @@ class Submitter:
         known: str | None = None
         if not fresh:  # a retried request: finished ones stay finished, dispatched ones are found again
             current = self.ledger.get(item.record.id)
-            if current.status in TERMINAL:
+            if current.finished:
                 return None
             known = current.latest("backend_job_id")
         try:
             job_id = self.backend.dispatch(item.record.id, item.job, item.record.route)
         except DeliveryError as e:
-            self.ledger.append(item.record.id, "dispatch_failed", {"reason": e.message})
+            self.ledger.record_outcome(item.record.id, "dispatch_failed", {"reason": e.message})
             if fatal:
                 raise
             return None
@@ -199,26 +198,32 @@ class Submitter:
         outcome = self.backend.wait(job_id, item.job)
         for node in outcome.lost_nodes:
             self.ledger.append(item.record.id, "lost", {"node": node, "reason": "node lost; retried once"})
-        if outcome.status == "lost":
-            outcome = self._retry_lost(item, outcome)
-        return self._finish(item, outcome)
+        jobs = [job_id]
+        if outcome.status == "lost" and outcome.retry:
+            outcome, retried = self._retry_lost(item, outcome)
+            jobs.append(retried)
+        finished = self._finish(item, outcome)
+        for job in jobs:  # only now: until the outcome is recorded, the job is what a resume collects
+            self.backend.release(job, item.job)
+        return finished
 
-    def _retry_lost(self, item: Planned, lost: Outcome) -> Outcome:
+    def _retry_lost(self, item: Planned, lost: Outcome) -> tuple[Outcome, str]:
         self.ledger.append(item.record.id, "lost", {"node": lost.node, "reason": lost.reason or "node lost"})
         job_id = self.backend.dispatch(f"{item.record.id}.retry-1", item.job, item.record.route)
         self.ledger.append(item.record.id, "dispatched", {"backend_job_id": job_id, "attempt": 2})
         again = self.backend.wait(job_id, item.job)
         if again.status == "lost":
-            return replace(again, status="failed", reason="node lost twice; not retried again")
-        return again
+            return replace(again, status="failed", reason="node lost twice; not retried again"), job_id
+        return again, job_id
 
     def _finish(self, item: Planned, outcome: Outcome) -> Execution:
         out = Path(item.record.output_path)
         outputs = hash_outputs(out)
-        self.ledger.append(item.record.id, outcome.status, {
-            "exit_code": outcome.exit_code, "duration_s": outcome.duration_s, "node": outcome.node,
-            "gpu": outcome.gpu, "reason": outcome.reason, "log_tail": list(outcome.log_tail),
-            "outputs": [o.__dict__ for o in outputs]})
+        details = {"exit_code": outcome.exit_code, "duration_s": outcome.duration_s, "node": outcome.node,
+                   "gpu": outcome.gpu, "reason": outcome.reason, "log_tail": list(outcome.log_tail),
+                   "outputs": [o.__dict__ for o in outputs], **({"final": True} if outcome.status == "lost" else {})}
+        if not self.ledger.record_outcome(item.record.id, outcome.status, details):
+            return self.ledger.get(item.record.id)  # another collector recorded it (and wrote provenance.json)
         if outcome.status != "succeeded" and out.is_dir():
             (out / EXECUTION_LOG).write_text("\n".join(outcome.log_tail) + "\n", encoding="utf-8")
         finished = self.ledger.get(item.record.id)
