@@ -18,6 +18,7 @@ from rollout.nomad import Allocation, NomadClient
 
 DONE = {"complete": "succeeded", "failed": "failed"}
 PARENT_TTL_S = 5.0
+MAX_POLL_S = 1.0  # polls back off to this: a server follows up to 64 runs, each polled every 50 ms choked it
 
 
 def parent_job(biomarker: str, variant: str, route: Route) -> str:
@@ -53,7 +54,7 @@ class NomadBackend:
 
     def wait(self, job_id: str, job: JobDescription) -> Outcome:
         """Poll the child's allocations until one ends, two are lost, or the job's timeout passes."""
-        started = self._clock()
+        started, delay = self._clock(), self._poll_s
         while self._clock() - started < job.timeout_s:
             allocs = self._client.allocations(job_id)
             lost = tuple(a.node_id for a in allocs if a.client_status == "lost")
@@ -63,7 +64,8 @@ class NomadBackend:
             ended = [a for a in allocs if a.client_status in DONE]
             if ended:
                 return self._ended(ended[-1], lost, started)
-            self._sleep(self._poll_s)
+            self._sleep(delay)
+            delay = min(delay * 1.5, max(MAX_POLL_S, self._poll_s))
         return Outcome("timed_out", None, self._since(started), reason=f"no result within {job.timeout_s}s")
 
     def find(self, token: str, job: JobDescription) -> str | None:

@@ -176,3 +176,19 @@ def test_executions_wait_collects_a_submission_made_without_waiting(tmp_path: Pa
     assert provenance["backend_job_id"] == dispatched.latest("backend_job_id")
     again = submitter.wait(dispatched.id)  # already finished: shown as recorded, nothing appended
     assert [e.kind for e in again.execution.events] == ["submitted", "dispatched", "succeeded"]
+
+
+def test_a_long_run_is_polled_with_backoff_not_every_50_ms(tmp_path: Path, fake: FakeNomad,
+                                                            client: NomadClient) -> None:
+    register_tracks(client, "1.0.0")  # no outcome set: the allocation never ends, the run times out (1 minute)
+    now = [0.0]
+    backend = NomadBackend(client, poll_s=0.05, sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    submitter = Submitter(ledger=Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}"),
+                          store=SqliteReleaseStore(tmp_path / "rs.sqlite"),
+                          resolver=FixedPins(SqliteReleaseStore(tmp_path / "rs.sqlite")),
+                          routing=ReleaseStoreRouting(SqliteReleaseStore(tmp_path / "rs.sqlite")),
+                          manifests=FixedManifests(manifest("alpha")), backend=backend, shadow_root=tmp_path / "s")
+    before = fake.count("GET")
+    execution = submitter.submit(_request(tmp_path, "1.0.0"))
+    assert execution.status == "timed_out"
+    assert fake.count("GET") - before < 100  # polling every 50 ms for a minute made 1200 requests
