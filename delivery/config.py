@@ -12,6 +12,7 @@ from pathlib import Path
 
 from delivery.docker import RegistryAuth
 from delivery.errors import ConfigError
+from delivery.localenv import read_registry_record
 from delivery.paths import state_home
 from delivery.registry import RegistryClient
 from delivery.secrets import Secret, from_env
@@ -78,10 +79,10 @@ def _explicit(host: str) -> RegistrySettings:
 
 def _local_default() -> RegistrySettings:
     record, password_file = local_dir() / "registry.json", local_dir() / "registry.password"
-    if not record.exists() or not password_file.exists():
+    data = read_registry_record(record)
+    if data is None or not password_file.exists():
         raise ConfigError("no registry configured",
                           hint="Run `delivery local up` for the embedded local registry, or set DELIVERY_REGISTRY.")
-    data = json.loads(record.read_text(encoding="utf-8"))
     return RegistrySettings(str(data["host"]), str(data["username"]),
                             Secret(password_file.read_text(encoding="utf-8").strip()))
 

@@ -229,18 +229,40 @@ class LocalEnvironment:
     registry_reused: bool
 
 
+def read_registry_record(record: Path) -> dict[str, str | int] | None:
+    """What `local_up` recorded about the registry (host, username, pid), or None when nothing is recorded.
+
+    Raises:
+        ConfigError: the record exists but is not one `local_up` wrote (hand-edited, truncated by a crash).
+    """
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        host, username, pid = str(data["host"]), str(data["username"]), int(data.get("pid", 0))
+        int(host.rsplit(":", 1)[1])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        raise ConfigError(f"{record} is damaged: it is not the registry record `delivery local up` writes",
+                          hint="Run `delivery local up`: it starts a registry and writes the record again "
+                               "(the stored images and the password stay).") from e
+    return {"host": host, "username": username, "pid": pid}
+
+
 def local_up(state: Path) -> LocalEnvironment:
     """Start or reuse the engine and a persistent loopback registry recorded under `state`."""
     engine = ensure_engine()
     if engine.process is not None:  # keep a dockerd we started running after this command exits
         (state / "dockerd.pid").write_text(str(engine.process.pid), encoding="utf-8")
     record, password_file = state / "registry.json", state / "registry.password"
-    known = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    try:
+        known: dict[str, str | int] = read_registry_record(record) or {}
+    except ConfigError:
+        known = {}  # a damaged record only costs a fresh start; storage and password are reused
     password = password_file.read_text(encoding="utf-8").strip() if password_file.exists() else None
-    if known and password and _registry_accepts(known["host"], known["username"], password):
-        return LocalEnvironment(engine.base_url, engine.started_here, known["host"], known["username"],
-                                int(known.get("pid", 0)), True)
-    port = int(known["host"].rsplit(":", 1)[1]) if known and _port_free(known["host"]) else None
+    if known and password and _registry_accepts(str(known["host"]), str(known["username"]), password):
+        return LocalEnvironment(engine.base_url, engine.started_here, str(known["host"]), str(known["username"]),
+                                int(known["pid"]), True)
+    port = int(str(known["host"]).rsplit(":", 1)[1]) if known and _port_free(str(known["host"])) else None
     handle = start_registry(state / "registry", username="delivery", password=password, port=port)
     password_file.touch(mode=0o600)
     password_file.chmod(0o600)
@@ -254,8 +276,8 @@ def local_up(state: Path) -> LocalEnvironment:
 def local_down(state: Path) -> list[str]:
     """Stop what `local_up` started (by the pids it recorded); returns what was stopped."""
     stopped = []
-    record = state / "registry.json"
-    pids = [("registry", int(json.loads(record.read_text(encoding="utf-8")).get("pid", 0)) if record.exists() else 0),
+    known = read_registry_record(state / "registry.json") or {}
+    pids = [("registry", int(known.get("pid", 0))),
             ("dockerd", int((state / "dockerd.pid").read_text()) if (state / "dockerd.pid").exists() else 0)]
     for name, pid in pids:
         if pid > 0 and _signal(pid):

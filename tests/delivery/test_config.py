@@ -58,3 +58,14 @@ def test_local_registry_record(tmp_path: Path) -> None:
     (local / "registry.password").write_text("local-secret\n")
     settings = registry_settings()
     assert (settings.host, settings.password.reveal()) == ("127.0.0.1:5123", "local-secret")
+
+
+@pytest.mark.parametrize("record", ["{bad", "{}", '{"host": "127.0.0.1:5123"}', "[]", '{"host": 5, "username": "d"}'])
+def test_damaged_local_registry_record_is_a_clear_error(tmp_path: Path, record: str) -> None:
+    local = tmp_path / "home" / "local"
+    local.mkdir(parents=True)
+    (local / "registry.json").write_text(record)
+    (local / "registry.password").write_text("local-secret\n")
+    with pytest.raises(ConfigError, match=r"registry\.json is damaged") as caught:
+        registry_settings()
+    assert "delivery local up" in (caught.value.hint or "")

@@ -38,3 +38,14 @@ def test_local_up_starts_then_reuses_and_down_stops(
     while main(["local", "status"]) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert main(["local", "status"]) == 1
+
+
+def test_local_down_with_a_damaged_record_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DELIVERY_HOME", str(tmp_path))
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "registry.json").write_text("{trunc")
+    assert main(["local", "down"]) == 1
+    err = capsys.readouterr().err
+    assert "registry.json is damaged" in err and "Traceback" not in err
