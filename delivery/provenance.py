@@ -15,7 +15,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from delivery.errors import ConfigError, DeliveryError
-from delivery.registry import DIGEST, OCI_MANIFEST, Manifest, NotFound, RegistryClient, sha256_digest
+from delivery.registry import (
+    DIGEST,
+    OCI_MANIFEST,
+    Manifest,
+    NotFound,
+    RegistryClient,
+    RegistryError,
+    sha256_digest,
+)
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
@@ -24,6 +32,8 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
+# An envelope is a few KiB; the registry serves whatever anyone with push rights stored, so reads stop here.
+MAX_ENVELOPE_BYTES = 4 << 20
 
 
 class ProvenanceError(DeliveryError):
@@ -114,7 +124,7 @@ def open_envelope(envelope: dict[str, Any], public: Ed25519PublicKey) -> dict[st
         body = base64.b64decode(envelope["payload"], validate=True)
         signatures = [s for s in envelope["signatures"] if s.get("keyid") == wanted]
         kind = str(envelope["payloadType"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ProvenanceError(f"the attestation is not a DSSE envelope ({type(e).__name__})") from e
     if not signatures:
         found = ", ".join(str(s.get("keyid")) for s in envelope["signatures"]) or "none"
@@ -123,7 +133,7 @@ def open_envelope(envelope: dict[str, Any], public: Ed25519PublicKey) -> dict[st
     for signature in signatures:
         try:
             public.verify(base64.b64decode(signature["sig"]), pae(kind, body))
-        except (InvalidSignature, ValueError):
+        except (InvalidSignature, ValueError, KeyError, TypeError):
             continue
         if kind != PAYLOAD_TYPE:
             raise ProvenanceError(f"unexpected DSSE payload type {kind}")
@@ -164,12 +174,31 @@ def verify_image(client: RegistryClient, repository: str, digest: str, public_ke
     except NotFound as e:
         raise ProvenanceError(f"{repository}@{digest} has no attestation (no tag {attestation_tag(digest)})",
                               hint="Run `delivery ci attest` for this image, or do not deploy it.") from e
-    layers = [layer for layer in manifest.json().get("layers", []) if layer.get("mediaType") == DSSE_MEDIA_TYPE]
-    if not layers:
-        raise ProvenanceError(f"the attestation of {repository}@{digest} holds no DSSE envelope")
-    envelope = json.loads(client.get_blob(repository, layers[0]["digest"]))
+    envelope = _fetch_envelope(client, repository, digest, manifest)
     statement = open_envelope(envelope, public)
     return _read_statement(statement, repository, digest, key_id(public), manifest.digest)
+
+
+def _fetch_envelope(client: RegistryClient, repository: str, digest: str, manifest: Manifest) -> dict[str, Any]:
+    """The DSSE envelope an attestation manifest points at; anyone who may push wrote it, so it is bounded."""
+    where = f"the attestation of {repository}@{digest}"
+    hint = "Do not deploy this image; run `delivery ci attest` for it again."
+    try:
+        layers = [str(layer["digest"]) for layer in manifest.json().get("layers", [])
+                  if isinstance(layer, dict) and layer.get("mediaType") == DSSE_MEDIA_TYPE]
+    except (ValueError, AttributeError, KeyError, TypeError) as e:
+        raise ProvenanceError(f"{where} is not an OCI manifest ({type(e).__name__})", hint=hint) from e
+    if not layers or not DIGEST.match(layers[0]):
+        raise ProvenanceError(f"{where} holds no DSSE envelope", hint=hint)
+    try:
+        envelope = json.loads(client.get_blob(repository, layers[0], max_bytes=MAX_ENVELOPE_BYTES))
+    except RegistryError as e:
+        raise ProvenanceError(f"{where} cannot be read: {e.message}", hint=hint) from e
+    except ValueError as e:
+        raise ProvenanceError(f"{where} is not JSON, so not a DSSE envelope", hint=hint) from e
+    if not isinstance(envelope, dict):
+        raise ProvenanceError(f"{where} is not a DSSE envelope (a JSON object)", hint=hint)
+    return envelope
 
 
 def _read_statement(statement: dict[str, Any], repository: str, digest: str, signer: str,

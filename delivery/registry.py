@@ -184,9 +184,21 @@ class RegistryClient:
             return False
         return True
 
-    def get_blob(self, name: str, digest: str) -> bytes:
-        """The blob's bytes, digest-verified."""
-        data = self._request("GET", f"/v2/{_name(name)}/blobs/{digest}").content
+    def get_blob(self, name: str, digest: str, *, max_bytes: int | None = None) -> bytes:
+        """The blob's bytes, digest-verified; more than `max_bytes` is refused without reading the rest.
+
+        Raises:
+            NotFound: no such blob.
+            RegistryError: the bytes are corrupted or larger than `max_bytes`.
+        """
+        if max_bytes is None:
+            data = self._request("GET", f"/v2/{_name(name)}/blobs/{digest}").content
+        else:
+            data = b""
+            for chunk in self.open_blob(name, digest, chunk_size=min(max_bytes + 1, 1 << 20)):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise RegistryError(f"blob {digest} of {name} is larger than the {max_bytes} bytes allowed")
         if sha256_digest(data) != digest:
             raise RegistryError(f"blob {digest} of {name} arrived corrupted")
         return data

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from delivery.errors import ConfigError
+from delivery.localenv import RegistryHandle
 from delivery.provenance import (
+    DSSE_MEDIA_TYPE,
+    MAX_ENVELOPE_BYTES,
     PAYLOAD_TYPE,
     ProvenanceError,
     attestation_tag,
@@ -21,7 +24,10 @@ from delivery.provenance import (
     open_envelope,
     pae,
     sign_statement,
+    verify_image,
 )
+from delivery.registry import OCI_MANIFEST, Manifest, RegistryClient, sha256_digest
+from tests.support.oci import push_image
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -67,3 +73,35 @@ def test_pae_and_attestation_tag_follow_the_conventions() -> None:
     assert attestation_tag(DIGEST) == "sha256-" + "ab" * 32 + ".att"
     with pytest.raises(ProvenanceError):
         attestation_tag("latest")
+
+
+def test_a_signature_entry_of_the_wrong_shape_is_refused_not_a_crash(tmp_path: Path) -> None:
+    private, public = generate_keys(tmp_path)
+    envelope = sign_statement(_statement(), load_private_key(private))
+    for signatures in (["not-an-object"], [{"keyid": envelope["signatures"][0]["keyid"]}],
+                       [{"keyid": envelope["signatures"][0]["keyid"], "sig": 7}]):
+        with pytest.raises(ProvenanceError):
+            open_envelope(dict(envelope, signatures=signatures), load_public_key(public))
+
+
+def _push_attestation_manifest(client: RegistryClient, repository: str, digest: str, layer: bytes) -> None:
+    client.upload_blob(repository, b"{}")
+    layer_digest = client.upload_blob(repository, layer)
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+           "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256_digest(b"{}"), "size": 2},
+           "layers": [{"mediaType": DSSE_MEDIA_TYPE, "digest": layer_digest, "size": len(layer)}]}
+    raw = json.dumps(doc).encode()
+    client.put_manifest(repository, attestation_tag(digest), Manifest(raw, OCI_MANIFEST, sha256_digest(raw)))
+
+
+@pytest.mark.parametrize("layer", [b"not json at all", b"[1, 2]", b" " * (MAX_ENVELOPE_BYTES + 10) + b"{}"])
+def test_a_pushed_attestation_that_is_not_an_envelope_is_a_provenance_error(
+    registry: RegistryHandle, tmp_path: Path, layer: bytes
+) -> None:
+    """Anyone with push rights can store any bytes under the .att tag: verify must refuse, never crash or hoard."""
+    client = RegistryClient(registry.url, registry.username, registry.password)
+    _, public = generate_keys(tmp_path)
+    image = push_image(client, "prov/hostile", "1.0.0")
+    _push_attestation_manifest(client, "prov/hostile", image.digest, layer)
+    with pytest.raises(ProvenanceError, match="attestation of prov/hostile"):
+        verify_image(client, "prov/hostile", image.digest, public)
