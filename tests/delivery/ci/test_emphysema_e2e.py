@@ -53,3 +53,24 @@ def test_emphysema_through_ci_run(ci_env: RegistryHandle, docker_client: object,
     assert summary["push"]["tag"] == version
     verified = verify_image(registry_settings().client(), "biomarkers/emphysema", summary["push"]["digest"], keys[1])
     assert verified.test_passed and verified.scan_passed and verified.ref == f"refs/tags/v{version}"
+
+    _quantify_a_phantom_through_rollout_submit(tmp_path, version, summary["push"]["digest"])
+
+
+def _quantify_a_phantom_through_rollout_submit(org: Path, version: str, digest: str) -> None:
+    """The pushed image quantifies a mounted DICOM phantom (local backend); report and provenance name the build."""
+    from emphysema.phantom import make_phantom, write_dicom_series
+
+    from rollout.cli import main as rollout
+
+    phantom = make_phantom()
+    series = write_dicom_series(phantom, org / "study")
+    out = org / "results"
+    assert rollout(["submit", f"emphysema@{version}", "--input", str(org / "study"), "--out", str(out),
+                    "--series-uid", series, "--org", str(org), "--env", "local"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["digest"] == digest and provenance["version"] == version
+    assert report["version"] == version and report["input"]["series_uid"] == series
+    assert abs(report["laa950_percent"] - phantom.expected_laa950()) <= 0.8  # the `fast` variant's tolerance
+    assert {"lung_mask.nii.gz", "qc.png", "lung_seg.dcm", "report_sr.dcm"} <= {p.name for p in out.iterdir()}
