@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
+from pydantic import ValidationError
+
+from delivery.errors import DeliveryError, UsageError
 from delivery.release.state import ConflictError, ReleaseState, Versioned
 from rollout.nomad import NomadClient, NomadConflict
 
 PREFIX = "delivery/release"
+# One path segment: Nomad (through urllib3) resolves `..` in a Variable path, so `../../nomad/jobs/x` would leave
+# the release prefix and read or overwrite any Variable the token may touch.
+SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class NomadReleaseStore:
@@ -17,14 +24,27 @@ class NomadReleaseStore:
         self.client, self.prefix = client, prefix
 
     def _path(self, environment: str, biomarker: str) -> str:
+        for what, name in (("environment", environment), ("biomarker", biomarker)):
+            if not SEGMENT.match(name):
+                raise UsageError(f"{what} name {name!r} is not a plain name ({SEGMENT.pattern})",
+                                 hint=f"Pass the {what}'s name, e.g. `emphysema` or `prod`, without slashes.")
         return f"{self.prefix}/{environment}/{biomarker}"
 
     def read(self, environment: str, biomarker: str) -> Versioned:
         """The current state and its ModifyIndex (0 and an empty state when never written)."""
-        var = self.client.variable(self._path(environment, biomarker)).value
+        path = self._path(environment, biomarker)
+        var = self.client.variable(path).value
         if var is None:
             return Versioned(ReleaseState(environment=environment, biomarker=biomarker), 0)
-        return Versioned(ReleaseState.model_validate_json(var.get("state") or "{}"), var.modify_index)
+        try:
+            return Versioned(ReleaseState.model_validate_json(var.get("state") or "{}"), var.modify_index)
+        except ValidationError as e:
+            first = e.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "state"
+            raise DeliveryError(f"Nomad Variable {path} does not hold release state ({where}: {first['msg']})",
+                                hint="Inspect it with `nomad var get`; only rollout and delivery should write "
+                                     "under delivery/release/.") from None
+
 
     def write(self, state: ReleaseState, expected_index: int) -> int:
         """Store `state` if the Variable's ModifyIndex is still `expected_index`; returns the new index."""
