@@ -162,7 +162,7 @@ class RegistryClient:
         path: str | None = f"/v2/{_name(name)}/tags/list?n=1000"
         while path:
             response = self._request("GET", path)
-            tags += response.json().get("tags") or []
+            tags += _listing(response, "tags")
             path = _next_link(response)
         return sorted(set(tags))
 
@@ -172,7 +172,7 @@ class RegistryClient:
         path: str | None = "/v2/_catalog?n=1000"
         while path:
             response = self._request("GET", path)
-            names += response.json().get("repositories") or []
+            names += _listing(response, "repositories")
             path = _next_link(response)
         return sorted(names)
 
@@ -301,8 +301,12 @@ class RegistryClient:
             raise Unauthorized(f"cannot get a token from the registry at {self.host}", status=401) from e
         if token.status_code != 200:
             raise _error("GET", "token", token)
-        body = token.json()
-        self._tokens[key] = str(body.get("token") or body.get("access_token") or "")
+        try:
+            body = token.json()
+            self._tokens[key] = str(body.get("token") or body.get("access_token") or "")
+        except (ValueError, AttributeError) as e:
+            raise Unauthorized(f"the token service of the registry at {self.host} answered with something that is "
+                               "not a JSON token", status=401) from e
         return bool(self._tokens[key])
 
 
@@ -321,11 +325,25 @@ def _error(method: str, path: str, response: requests.Response) -> RegistryError
 def _first_error(response: requests.Response) -> tuple[str, str]:
     try:
         errors = response.json().get("errors") or []
-    except ValueError:
+    except (ValueError, AttributeError):
         return "", response.text[:200].strip()
     if errors and isinstance(errors[0], dict):
         return str(errors[0].get("code", "")), str(errors[0].get("message", ""))
     return "", ""
+
+
+def _listing(response: requests.Response, key: str) -> list[str]:
+    """The `key` list of a JSON listing page; a page that is not one (a proxy's login page) is a RegistryError."""
+    try:
+        items = response.json().get(key) or []
+    except (ValueError, AttributeError) as e:
+        where = response.request.path_url.split("?")[0] if response.request else ""
+        raise RegistryError(f"the registry answered {where} with something that is not JSON "
+                            f"({response.headers.get('Content-Type', 'no content type')})",
+                            hint="Check the registry address: it may be a proxy or a web page, not a registry.") from e
+    if not isinstance(items, list):
+        raise RegistryError(f"the registry sent a {key} listing that is not a list")
+    return [str(item) for item in items]
 
 
 def _scope_key(url: str) -> str:

@@ -147,3 +147,21 @@ def test_an_index_is_copied_with_its_platform_manifests(client: RegistryClient) 
     fetched = client.get_manifest(target, "1.0.0")
     assert fetched.digest == index.digest and fetched.is_index
     assert all(client.head_manifest(target, c.digest) == c.digest for c in children)
+
+
+@pytest.mark.parametrize("path", ["/v2/bio/alpha/tags/list", "/v2/_catalog"])
+def test_a_200_that_is_not_json_is_a_registry_error(path: str) -> None:
+    """A proxy or a wrong address answering 200 with a web page must not crash the tag or catalog listing."""
+    fake = FakeRegistry(tags={"bio/alpha": ["1.0.0"]}, raw={path: b"<html>please log in</html>"})
+    with fake_registry(fake):
+        client = RegistryClient(fake.url, fake.username, Secret(fake.password))
+        with pytest.raises(RegistryError, match="not JSON"):
+            client.list_tags("bio/alpha") if "tags" in path else client.catalog()
+
+
+def test_a_token_service_that_answers_a_web_page_is_unauthorized() -> None:
+    fake = FakeRegistry(tags={"bio/alpha": ["1.0.0"]}, raw={"/token": b"<html>sso</html>"})
+    with fake_registry(fake):
+        client = RegistryClient(fake.url, fake.username, Secret(fake.password))
+        with pytest.raises(Unauthorized, match="not a JSON token"):
+            client.list_tags("bio/alpha")

@@ -26,6 +26,7 @@ class FakeRegistry:
     page_size: int = 100
     tags: dict[str, list[str]] = field(default_factory=dict)
     errors: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (status, code)
+    raw: dict[str, bytes] = field(default_factory=dict)  # path -> a 200 text/html body (a proxy's login page)
     log: list[str] = field(default_factory=list)
     url: str = ""
 
@@ -42,6 +43,8 @@ def _handler(fake: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             fake.log.append(f"GET {self.path}")
             parsed = urlparse(self.path)
             if parsed.path == "/token":
+                if "/token" in fake.raw:
+                    return self._html(fake.raw["/token"])
                 return self._token(parse_qs(parsed.query))
             repository = parsed.path.removeprefix("/v2/").rsplit("/", 2)[0] if parsed.path != "/v2/" else ""
             if self.headers.get("Authorization") != f"Bearer tok:{repository}":
@@ -49,6 +52,8 @@ def _handler(fake: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             if parsed.path in fake.errors:
                 status, code = fake.errors[parsed.path]
                 return self._json(status, {"errors": [{"code": code, "message": code.lower(), "detail": None}]})
+            if parsed.path in fake.raw:
+                return self._html(fake.raw[parsed.path])
             if parsed.path.endswith("/tags/list"):
                 return self._tags(repository, parse_qs(parsed.query))
             return self._json(200, {})
@@ -81,6 +86,13 @@ def _handler(fake: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             more = page and page[-1] != every[-1]
             link = f'</v2/{repository}/tags/list?n={n}&last={quote(page[-1])}>; rel="next"' if more else None
             return self._json(200, {"name": repository, "tags": page}, link)
+
+        def _html(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _json(self, status: int, doc: object, link: str | None = None) -> None:
             body = json.dumps(doc).encode()
