@@ -231,10 +231,18 @@ def _input_path(services: Services, reference: str) -> Path:
 
 
 def _own(execution: Execution, principal: Principal) -> Execution:
-    """Execution clients see only their own executions (others read as not found, so ids do not leak)."""
-    if principal.role == "execution-client" and execution.record.actor != _actor(principal):
+    """Execution clients see only their own delivered executions (others, and the paired shadow runs of a rollout,
+    read as not found: a candidate's result is evidence for the team, never a result for the client)."""
+    if principal.role == "execution-client" and (execution.record.actor != _actor(principal)
+                                                 or execution.record.route == "shadow"):
         raise ApiError(404, f"no execution {execution.id}")
     return execution
+
+
+def _view(execution: Execution, principal: Principal, services: Services) -> ExecutionView:
+    """The execution as `principal` may see it (execution clients are not told a shadow run exists)."""
+    view = execution_view(execution, services.config.input_root)
+    return view.model_copy(update={"paired_execution_id": None}) if principal.role == "execution-client" else view
 
 
 def _actor(principal: Principal) -> str:
@@ -282,7 +290,7 @@ def _execution_routes(app: FastAPI, services: Services) -> None:
                 raise ApiError(409, f"Idempotency-Key {idempotency_key} was used for another request ({differs} "
                                "differs)", field=differs, hint="Use a new key for a new request.")
         execution = existing or services.dispatcher.start(wanted, id_)
-        view = execution_view(execution, services.config.input_root)
+        view = _view(execution, principal, services)
         return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"]})
 
     @app.get("/v1/executions", response_model=ExecutionList, tags=["executions"],
@@ -300,7 +308,7 @@ def _execution_routes(app: FastAPI, services: Services) -> None:
              summary="status, resolved version and digest, route, timings",
              responses={404: {"model": Problem, "description": "no such execution"}})
     def get_execution(execution_id: ExecutionId, principal: Everyone) -> ExecutionView:
-        return execution_view(_own(services.ledger.get(execution_id), principal), services.config.input_root)
+        return _view(_own(services.ledger.get(execution_id), principal), principal, services)
 
     @app.get("/v1/executions/{execution_id}/results", response_model=ResultsView, tags=["executions"],
              summary="the report and its provenance",
