@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,20 +59,36 @@ class VerifiedProvenance:
 
 
 def generate_keys(out: Path, *, force: bool = False) -> tuple[Path, Path]:
-    """Write `signing.key` (0600, PKCS8 PEM ed25519) and `signing.pub` into `out`."""
+    """Write `signing.key` (0600, PKCS8 PEM ed25519) and `signing.pub` into `out`, each staged then renamed."""
     private, public = out / "signing.key", out / "signing.pub"
     if private.exists() and not force:
         raise ConfigError(f"{private} exists", hint="Pass --force to replace it (old attestations stop verifying).")
-    out.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staged = [(_stage(out, pem, 0o600), private), (_stage(out, pub, 0o644), public)]
+        for tmp, final in staged:
+            tmp.replace(final)
+    except OSError as e:
+        raise ConfigError(f"cannot write signing keys into {out}: {e.strerror}",
+                          hint="Pass --out a folder you may write to; any existing key pair is unchanged.") from e
     return private, public
+
+
+def _stage(folder: Path, data: bytes, mode: int) -> Path:
+    """`data` in a new temp file of `folder` (created 0600, then `mode`), for an atomic rename into place."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".key-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

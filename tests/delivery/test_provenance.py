@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from delivery.cli import main
 from delivery.errors import ConfigError
 from delivery.localenv import RegistryHandle
 from delivery.provenance import (
@@ -46,6 +47,18 @@ def test_keys_are_written_private_0600(tmp_path: Path) -> None:
     load_private_key(private), load_public_key(public)
     with pytest.raises(ConfigError):
         generate_keys(tmp_path)
+
+
+def test_keys_into_a_folder_that_cannot_be_written_are_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["keys", "generate", "--out", str(tmp_path / "file" / "keys")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write signing keys" in err and "Traceback" not in err
+    _, public = generate_keys(tmp_path / "keys")
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644  # the public half stays readable by verifiers
+    assert not [p.name for p in (tmp_path / "keys").iterdir() if p.name.startswith(".")]
 
 
 def test_signed_statement_round_trips(tmp_path: Path) -> None:
