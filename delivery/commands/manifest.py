@@ -12,6 +12,7 @@ from delivery import clikit
 from delivery.errors import DeliveryError, ManifestError
 from delivery.manifest import load_manifest
 from delivery.manifest.schema import render_schema
+from delivery.pipelines.render import write_text_file
 
 SCHEMA_PATH = Path("manifests/biomarker.schema.json")
 
@@ -66,7 +67,7 @@ def _print_results(results: list[dict[str, Any]]) -> None:
 def _schema(args: argparse.Namespace) -> int:
     text = render_schema()
     if args.write:
-        args.write.write_text(text, encoding="utf-8")
+        write_text_file(args.write, text)
         print(f"wrote {args.write}")
     elif args.check:
         current = args.check.read_text(encoding="utf-8") if args.check.exists() else ""

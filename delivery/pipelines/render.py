@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from delivery.errors import ConfigError
 from delivery.pipelines import marker
 from delivery.pipelines.escape import groovy_finalize, groovy_literal, xml_finalize
 from delivery.scm.model import Repository
@@ -109,11 +110,11 @@ def render_all(repos: tuple[Repository, ...], settings: Settings) -> tuple[Rende
 
 def write_tree(out: Path, folder: RenderedFolder, jobs: tuple[RenderedJob, ...]) -> list[Path]:
     """Write `out/ORG/config.xml` and `out/ORG/REPO/{config.xml,Jenkinsfile}`; returns the files written."""
-    written = [_write(out / folder.name / "config.xml", folder.config_xml)]
+    written = [write_text_file(out / folder.name / "config.xml", folder.config_xml)]
     for job in jobs:
-        written.append(_write(out / job.folder / job.name / "config.xml", job.config_xml))
+        written.append(write_text_file(out / job.folder / job.name / "config.xml", job.config_xml))
         if job.jenkinsfile is not None:
-            written.append(_write(out / job.folder / job.name / "Jenkinsfile", job.jenkinsfile))
+            written.append(write_text_file(out / job.folder / job.name / "Jenkinsfile", job.jenkinsfile))
     return written
 
 
@@ -142,11 +143,18 @@ def _job_xml(spec: PipelineSpec, settings: Settings, digest: str) -> str:
     )
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_text_file(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temp file and a rename, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {e.strerror}",
+                          hint="Choose a folder you may write to, then run again.") from e
     return path
 
 

@@ -33,3 +33,12 @@ def test_check_flag_fails_on_a_stale_file(tmp_path: Path, capsys: pytest.Capture
     assert "--write" in capsys.readouterr().err
     assert main(["manifest", "schema", "--write", str(stale)]) == 0
     assert main(["manifest", "schema", "--check", str(stale)]) == 0
+
+
+def test_write_flag_into_a_path_that_cannot_be_written_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["manifest", "schema", "--write", str(tmp_path / "file" / "schema.json")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err

@@ -137,3 +137,13 @@ def test_cli_render_embedded_default(tmp_path: Path) -> None:
     assert (out / "biomarkers" / "config.xml").is_file()
     assert "sh 'delivery ci push'" in (out / "biomarkers" / "emphysema" / "Jenkinsfile").read_text()
     ET.parse(out / "biomarkers" / "emphysema" / "config.xml")
+
+
+def test_cli_render_into_a_path_that_cannot_be_written_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "out"
+    assert main(["pipelines", "render", "--org", f"local:{REPO_ROOT / 'biomarkers'}", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "Traceback" not in err
