@@ -39,9 +39,9 @@ def serve(host: str, port: int, handle: Handle, body_limit: Callable[[str], int 
 
         def _body(self, limit: int) -> bytes:
             length = self.headers.get("Content-Length", "")
-            if not length.isdigit():
-                raise WebhookRejected(411, "Content-Length is required")
-            if int(length) > limit:
+            if not (length.isascii() and length.isdigit()):  # str.isdigit alone accepts '²', which int() refuses
+                raise WebhookRejected(411, "Content-Length is required (a decimal byte count)")
+            if len(length) > 18 or int(length) > limit:  # int() refuses over 4300 digits
                 raise WebhookRejected(413, f"body is {length} bytes; the limit is {limit}")
             return self.rfile.read(int(length))
 

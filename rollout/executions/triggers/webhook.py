@@ -59,7 +59,7 @@ def sign(key: Secret, timestamp: str, body: bytes) -> str:
 def verify(rule: WebhookRule, key: Secret, headers: dict[str, str], body: bytes, now: float) -> Announcement:
     """The announcement in a signed body; raises WebhookRejected (401 signature/age, 400 body)."""
     timestamp = headers.get(TIMESTAMP.lower(), "")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 18:  # int() must be able to read it
         raise WebhookRejected(401, f"missing or malformed {TIMESTAMP}")
     if abs(now - int(timestamp)) > rule.max_age_seconds:
         raise WebhookRejected(401, f"{TIMESTAMP} is more than {rule.max_age_seconds}s away from now")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +164,32 @@ def test_triggers_run_once_and_retry_through_the_cli(home: Path, builds: Builds,
     assert event["status"] == "submitted" and event["attempts"] == 2
     assert main(["executions", "show", event["execution_id"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["digest"] == builds.v1_1.digest
+
+
+def _raw_post(url: str, headers: dict[str, str], body: bytes) -> int | None:
+    """POST with exactly these headers (latin-1 on the wire); the status, or None when no answer came back."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.putrequest("POST", parts.path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value.encode("latin-1"))
+        connection.endheaders(body)
+        return connection.getresponse().status
+    except (ConnectionError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("header, value", [("Content-Length", "\u00b9"), ("Content-Length", "9" * 5000),
+                                           (TIMESTAMP, "\u00b9\u00b2"), (TIMESTAMP, "9" * 5000)])
+def test_numbers_python_cannot_read_in_webhook_headers_are_refused_not_dropped(
+        world: World, hook: tuple[TriggerRunner, str], header: str, value: str) -> None:
+    runner, url = hook
+    body = json.dumps({"id": "d5", "input": "a"}).encode()
+    stamp = str(int(time.time()))
+    headers = {"Content-Length": str(len(body)), TIMESTAMP: stamp, SIGNATURE: sign(Secret(KEY), stamp, body),
+               header: value}
+    assert _raw_post(url, headers, body) in (401, 411, 413)
+    assert runner.events.events() == []
