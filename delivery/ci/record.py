@@ -40,10 +40,15 @@ class RunRecord:
         path = work_dir / RECORD_NAME
         if not path.exists():
             return cls(work_dir, {"stages": {}})
+        hint = "Delete it and run the stages again."
         try:
-            return cls(work_dir, json.loads(path.read_text(encoding="utf-8")))
-        except ValueError as e:
-            raise ConfigError(f"{path} is not a run record ({e})", hint="Delete it and run the stages again.") from e
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path} is not a run record ({e})", hint=hint) from e
+        stages = data.get("stages") if isinstance(data, dict) else None
+        if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+            raise ConfigError(f"{path} is not a run record (no `stages` object)", hint=hint)
+        return cls(work_dir, data)
 
     @property
     def path(self) -> Path:
