@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,8 @@ from rollout.nomad import NomadClient, NomadSettings
 from rollout.nomad_state import NomadReleaseStore
 from rollout.scheduler import LocalScheduler, Scheduler
 
+VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")  # what the API's freeze request accepts
+MAX_FREEZE_HOURS = 24 * 366 * 10
 EXIT = "exit status: 0 done, 1 failed or rolled back, 2 usage error, 3 waiting on a human"
 
 
@@ -136,12 +139,23 @@ def _request(what: str) -> clikit.Handler:
     return handler
 
 
+def _bounded(flag: str, value: float | None, most: float) -> float | None:
+    """A positive, finite flag value (timedelta and int() crash on nan, inf and 1e308; <= 0 never holds)."""
+    if value is not None and not 0 < value <= most:
+        raise UsageError(f"{flag} {value} must be more than 0 and at most {most:g}")
+    return value
+
+
 def _freeze(args: argparse.Namespace) -> int:
+    hours = _bounded("--hours", args.hours, MAX_FREEZE_HOURS)
+    minutes = _bounded("--duration", args.duration, freeze.MAX_WINDOW_S / 60)
+    if args.pin is not None and not VERSION.match(args.pin):
+        raise UsageError(f"--pin {args.pin!r} is not a version like 1.4.2", hint="Pin an exact released version.")
     store, _ = _backend(args)
-    expires = _now() + timedelta(hours=args.hours) if args.hours else None
+    expires = _now() + timedelta(hours=hours) if hours else None
     item = freeze.new_freeze(reason=args.reason, owner=args.owner, now=_now(), expires_at=expires,
                              version=args.pin, cohort=args.cohort, cron=args.cron,
-                             duration_s=int(args.duration * 60) if args.duration else None, timezone=args.tz)
+                             duration_s=int(minutes * 60) if minutes else None, timezone=args.tz)
     operations.add_freeze(store, args.environment, args.biomarker, item, AuditLog(default_database_url()))
     if args.json:
         clikit.print_json(item.model_dump(mode="json"))
