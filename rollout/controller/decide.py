@@ -284,6 +284,8 @@ def _service_running(o: Observed, s: RolloutStatus, dep: Deployment) -> Action |
             return _wait(o, s, "Frozen", "a freeze blocks promotion")
         return PromoteDeployment(dep.id)
     if isinstance(step, SetWeight):  # Nomad's canary count sets the share of a service; nothing to route
+        if _frozen(o, s):  # ... but the weight is what routing and the status page read: a freeze holds it
+            return _wait(o, s, "Frozen", "a freeze blocks progress")
         return _advance(o, s, {"weight": step.weight})
     return _step_wait_or_advance(o, s)
 
