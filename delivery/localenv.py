@@ -277,19 +277,36 @@ def local_down(state: Path) -> list[str]:
     """Stop what `local_up` started (by the pids it recorded); returns what was stopped."""
     stopped = []
     known = read_registry_record(state / "registry.json") or {}
-    pids = [("registry", int(known.get("pid", 0))),
-            ("dockerd", int((state / "dockerd.pid").read_text()) if (state / "dockerd.pid").exists() else 0)]
+    pids = [("docker-registry", _pid(known.get("pid"))), ("dockerd", _pid_file(state / "dockerd.pid"))]
     for name, pid in pids:
-        if pid > 0 and _signal(pid):
+        if pid > 0 and _signal(pid, name):
             stopped.append(f"{name} (pid {pid})")
     (state / "dockerd.pid").unlink(missing_ok=True)
     return stopped
 
 
-def _signal(pid: int) -> bool:
+def _pid(value: object) -> int:
+    return value if isinstance(value, int) else int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
+def _pid_file(path: Path) -> int:
+    try:
+        return _pid(path.read_text(encoding="utf-8").strip())
+    except OSError:
+        return 0
+
+
+def _signal(pid: int, binary: str) -> bool:
+    """SIGTERM `pid` only while it still runs `binary`: a recorded pid may have been reused since a reboot."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    if Path(argv0.decode(errors="replace")).name != binary:
+        return False
     try:
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 

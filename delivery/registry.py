@@ -226,7 +226,7 @@ class RegistryClient:
             RegistryError: refused, e.g. DIGEST_INVALID when the bytes do not match `digest`.
         """
         started = self._request("POST", f"/v2/{_name(name)}/blobs/uploads/")
-        self._request("PUT", _with_digest(started.headers["Location"], digest), data=self._counted(chunks),
+        self._request("PUT", _with_digest(_location(started), digest), data=self._counted(chunks),
                       headers={"Content-Type": "application/octet-stream"})
         return digest
 
@@ -236,7 +236,7 @@ class RegistryClient:
         if self.blob_exists(name, digest):
             return digest
         started = self._request("POST", f"/v2/{_name(name)}/blobs/uploads/")
-        self._request("PUT", _with_digest(started.headers["Location"], digest), data=data,
+        self._request("PUT", _with_digest(_location(started), digest), data=data,
                       headers={"Content-Type": "application/octet-stream"})
         return digest
 
@@ -355,6 +355,15 @@ def _scope_key(url: str) -> str:
 def _next_link(response: requests.Response) -> str | None:
     link = response.links.get("next", {}).get("url")
     return str(link) if link else None
+
+
+def _location(response: requests.Response) -> str:
+    """Where an upload continues; a registry (or proxy) that omits it cannot take blobs."""
+    location = response.headers.get("Location")
+    if not location:
+        raise RegistryError(f"the registry opened an upload without a Location header ({response.status_code})",
+                            hint="Check that the address points at the registry itself, not a proxy page.")
+    return location
 
 
 def _with_digest(location: str, digest: str) -> str:

@@ -49,3 +49,24 @@ def test_local_down_with_a_damaged_record_says_what_to_do(
     assert main(["local", "down"]) == 1
     err = capsys.readouterr().err
     assert "registry.json is damaged" in err and "Traceback" not in err
+
+
+def test_local_down_never_signals_a_process_that_reused_a_recorded_pid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        monkeypatch.setenv("DELIVERY_HOME", str(tmp_path))
+        (tmp_path / "local").mkdir()
+        (tmp_path / "local" / "registry.json").write_text(json.dumps(
+            {"host": "127.0.0.1:1", "username": "u", "pid": bystander.pid}))
+        (tmp_path / "local" / "dockerd.pid").write_text(f"{bystander.pid}\n")
+        assert main(["local", "down"]) == 0
+        time.sleep(0.2)
+        assert bystander.poll() is None, "local down killed a process that was not ours"
+    finally:
+        bystander.kill()
+        bystander.wait()
