@@ -128,6 +128,7 @@ class Submitter:
     # -- planning -------------------------------------------------------------------------------------------
 
     def _plan(self, request: ExecutionRequest, manifest: Biomarker, workflow: tuple[str, str] | None) -> list[Planned]:
+        _fresh_output(request.output_path)
         identity = input_identity(request.input_path, request.series_uid)
         primary_id = execution_id(request.request_id)
         state = self._store.read(request.environment, request.biomarker).state
@@ -250,6 +251,15 @@ class Submitter:
             shadow.record.version, result.passed, document))
         write_json_atomic(Path(shadow.record.output_path) / COMPARISON, document)
         return result
+
+
+def _fresh_output(out: Path) -> None:
+    """A new execution writes into a new or empty folder: every file in it is hashed into its provenance, and a
+    stale report.json would be served as its result."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExecutionError(f"output folder {out} is not empty",
+                             hint="Pass a new or empty folder to --out (a retry with the same --request-id "
+                                  "reuses its own folder).")
 
 
 @dataclass(frozen=True)
