@@ -19,10 +19,15 @@ CHUNK = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
+    """Content hash of one file; an unreadable file is an ExecutionError naming it, never a bare OSError."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+    except OSError as e:
+        raise ExecutionError(f"cannot read {path}: {e.strerror or e}",
+                             hint="Check that the study's files are readable by this user.") from e
     return digest.hexdigest()
 
 

@@ -75,8 +75,8 @@ def _announcement(rule: WebhookRule, body: bytes) -> Announcement:
         raise WebhookRejected(400, f"body is not a valid announcement: {_first_error(e)}") from None
     root = rule.inputs.resolve()
     study = (root / parsed.input).resolve()
-    if not study.is_relative_to(root):
-        raise WebhookRejected(400, f"input must lie under the rule's inputs folder ({rule.inputs})")
+    if not study.is_relative_to(root) or study == root:
+        raise WebhookRejected(400, f"input must name one study inside the rule's inputs folder ({rule.inputs})")
     if not study.exists():
         raise WebhookRejected(400, f"input {parsed.input} does not exist under {rule.inputs}")
     return Announcement(parsed.id, study, parsed.series_uid)

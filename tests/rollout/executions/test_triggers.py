@@ -142,6 +142,7 @@ def test_webhook_refusals_are_answers_not_crashes(world: World, hook: tuple[Trig
     assert _post(url, body, age=3600)[0] == 401  # a captured request replayed later
     assert _post(url, b"{not json")[0] == 400
     assert _post(url, json.dumps({"id": "d2", "input": "../../etc"}).encode())[0] == 400
+    assert _post(url, json.dumps({"id": "d2b", "input": "."}).encode())[0] == 400  # the whole inbox is no study
     assert _post(url, json.dumps({"id": "d3", "input": "a", "extra": 1}).encode())[0] == 400
     assert _post(url, json.dumps({"id": "d4", "input": "a", "pad": "x" * 2000}).encode())[0] == 413
     assert _post(url.replace("/pacs", "/nope"), body)[0] == 404
