@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import entry_points
+from typing import cast
 
-from delivery import clikit
+from delivery import clikit, plugins
 from delivery.audit import AuditEvent
 from delivery.environments import environments_dir
 from delivery.release import connect
@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def recent_executions() -> RecentExecutions:
     """What every installed ledger plugin (`delivery.recent_executions` entry points) says ran recently."""
-    sources: list[RecentExecutions] = [entry.load()() for entry in entry_points(group="delivery.recent_executions")]
+    group = "delivery.recent_executions"
+    sources = [cast(RecentExecutions, plugins.factory(group, name)()) for name in plugins.names(group)]
     return UnionOfExecutions(tuple(sources)) if sources else NoExecutions()
 
 

@@ -6,10 +6,9 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import entry_points
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
-from delivery.errors import DeliveryError
+from delivery import plugins
 from delivery.manifest.model import Gates as GateThresholds
 from rollout.nomad import Deployment
 
@@ -164,19 +163,15 @@ class EquivalenceGate:
         return GateResult(self.name, "pass", f"{len(pairs)} paired run(s) equivalent", measured)
 
 
+GATES_GROUP = "rollout.gates"
 BUILTIN: dict[str, type[Gate]] = {g.name: g for g in (HealthGate, SuccessRateGate, RuntimeGate, EquivalenceGate)}
 
 
 def load_gate(name: str) -> Gate:
-    """A gate by name: installed `rollout.gates` entry points first, then the built-ins."""
-    for ep in entry_points(group="rollout.gates"):
-        if ep.name == name:
-            factory = ep.load()
-            gate: Gate = factory()
-            return gate
-    if name in BUILTIN:
+    """A gate by name: installed `rollout.gates` entry points first, then the built-ins (a source checkout)."""
+    if name in BUILTIN and name not in plugins.names(GATES_GROUP):
         return BUILTIN[name]()
-    raise DeliveryError(f"unknown gate {name!r}", hint="Install the package providing it (rollout.gates entry point).")
+    return cast(Gate, plugins.factory(GATES_GROUP, name)())
 
 
 @dataclass
