@@ -6,9 +6,10 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from delivery import clikit
+from delivery import clikit, notify
 from delivery.audit import AuditEvent, current_actor
 from delivery.errors import UsageError
+from delivery.notify import Notification
 from delivery.release import connect
 from delivery.release.yank import yank_version
 from delivery.versioning import require_version, tag_of
@@ -48,8 +49,10 @@ def _yank(args: argparse.Namespace) -> int:
     pinned = [c for c, pin in connect.release_store().read(env.name, args.name).state.channels.items()
               if pin.digest == record.digest]
     if new:
-        connect.audit_log().append(AuditEvent("yank", f"{env.name}/{args.name}:{record.version}", record.reason,
-                                              actor, now, {"digest": record.digest, "channels": pinned}))
+        yanked = AuditEvent("yank", f"{env.name}/{args.name}:{record.version}", record.reason, actor, now,
+                            {"digest": record.digest, "channels": pinned})
+        connect.audit_log().append(yanked)
+        notify.send(Notification.of(yanked))
     if args.json:
         clikit.print_json({"version": record.version, "digest": record.digest, "reason": record.reason,
                            "actor": record.actor, "at": record.at.isoformat(), "new": new, "channels": pinned})

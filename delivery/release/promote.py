@@ -6,9 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from delivery import notify
 from delivery.audit import AuditEvent, AuditLog, current_actor
 from delivery.environments import Environment
 from delivery.errors import DeliveryError, UsageError
+from delivery.notify import Notification
 from delivery.provenance import ProvenanceError, VerifiedProvenance, attestation_tag
 from delivery.release.copy import CopyReport, Location, copy_artifact, copy_image
 from delivery.release.resolve import active_freezes
@@ -163,7 +165,9 @@ def _audit(audit: AuditLog, request: PromoteRequest, result: Promotion, when: da
     details = {"version": result.version, "digest": result.digest, "reference": result.reference,
                "previous": result.previous, "copy": result.copy.method, "from": request.from_channel,
                "bypassed": list(result.bypassed)}
-    audit.append(AuditEvent("promote", subject, request.reason, request.actor, when, details))
+    promoted = AuditEvent("promote", subject, request.reason, request.actor, when, details)
+    audit.append(promoted)
+    notify.send(Notification.of(promoted))
     if request.force:
         audit.append(AuditEvent("force", subject, request.reason, request.actor, when,
                                 {"command": "promote", "bypassed": list(result.bypassed), "digest": result.digest}))

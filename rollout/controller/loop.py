@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from delivery import notify
 from delivery.errors import DeliveryError
+from delivery.notify import Notification
 from delivery.release.state import ChannelPin, ConflictError, ReleaseState, ReleaseStore
 from rollout import freeze
 from rollout.controller.decide import (
@@ -25,11 +27,12 @@ from rollout.controller.decide import (
     decide,
 )
 from rollout.controller.gates import ExecutionStats, GateContext, GateResult, load_gate
-from rollout.controller.model import Analysis, ReleaseRef, RolloutStatus
+from rollout.controller.model import Analysis, Event, ReleaseRef, RolloutStatus
 from rollout.nomad import NomadConflict
 from rollout.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
+NOTIFIED_PHASES = frozenset({"Succeeded", "RolledBack", "Failed", "Aborted", "Paused"})
 Clock = Callable[[], datetime]
 
 
@@ -122,6 +125,7 @@ class Controller:
     def _write(self, status: RolloutStatus, o: Observed) -> None:
         assert self._state is not None
         self.store.write(save_status(self._state, status), o.state_index)
+        announce_phase(o.status, status)
 
     # ---------------------------------------------------------------- loop
     def step(self) -> Outcome:
@@ -180,6 +184,18 @@ def load_status(state: ReleaseState) -> RolloutStatus | None:
     except ValueError as e:
         raise DeliveryError(f"rollout status of {state.biomarker} in {state.environment} is unreadable: {e}",
                             hint="Inspect it with `rollout status --json`; `rollout abort` resets it.") from e
+
+
+def announce_phase(before: RolloutStatus | None, after: RolloutStatus) -> None:
+    """Notify (`delivery.notifier`) once when a written rollout status enters a phase people act on."""
+    if after.phase not in NOTIFIED_PHASES or (before is not None and before.phase == after.phase):
+        return
+    last = after.history[-1] if after.history else Event(at=after.started_at, actor="rollout-controller", action="")
+    notify.send(Notification(
+        f"rollout-{after.phase.lower()}", f"{after.environment}/{after.biomarker}", last.actor, last.message, last.at,
+        {"rollout": after.id, "phase": after.phase, "candidate": after.candidate.version,
+         "stable": after.stable.version if after.stable else None, "failure_reason": after.failure_reason,
+         "pause_reasons": list(after.pause_reasons)}))
 
 
 def save_status(state: ReleaseState, status: RolloutStatus) -> ReleaseState:

@@ -13,7 +13,7 @@ from delivery.errors import DeliveryError, UsageError
 from delivery.manifest import Biomarker
 from delivery.release.state import ConflictError, Freeze, ReleaseState, ReleaseStore
 from rollout import freeze
-from rollout.controller.loop import load_status, save_status
+from rollout.controller.loop import announce_phase, load_status, save_status
 from rollout.controller.model import ReleaseRef, RolloutStatus, steps_from_manifest
 from rollout.jobspec import SPEC_HASH, ClusterSettings, Release, Track, build_job, job_id
 from rollout.scheduler import Scheduler
@@ -110,16 +110,19 @@ def request(store: ReleaseStore, environment: str, biomarker: str, what: str, *,
             reason: str = "", actor: str | None = None, audit: AuditLog | None = None) -> RolloutStatus:
     """pause | resume | abort | rollback, recorded on the rollout (and audited) for the controller to carry out."""
     who = actor or current_actor()
+    before: list[RolloutStatus] = []  # the status the winning compare-and-set replaced
 
     def change(state: ReleaseState) -> ReleaseState:
         status = load_status(state)
         if status is None:
             raise DeliveryError(f"no rollout of {biomarker} in {environment}", hint="Start one with `rollout deploy`.")
+        before[:] = [status]
         return save_status(state, _requested(status, what, now, reason, who))
 
     state = _edit(store, environment, biomarker, change)
     status = load_status(state)
     assert status is not None
+    announce_phase(before[0], status)
     if audit is not None:
         audit.append(AuditEvent(f"rollout-{what}", f"{environment}/{biomarker}", reason, actor=who,
                                 details={"rollout": status.id}))

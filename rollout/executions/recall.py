@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from delivery import notify
 from delivery.audit import AuditEvent, AuditLog, current_actor
 from delivery.errors import DeliveryError
+from delivery.notify import Notification
 from delivery.registry import RegistryClient
 from delivery.release.yank import yank_version
 from rollout.executions.ledger import Ledger
@@ -112,9 +114,11 @@ class Recall:
         rerun = _resubmit(affected, resubmit_with, submitter) if resubmit_with and submitter else ()
         report = RecallReport(biomarker, version, reason, actor, datetime.now(UTC), tuple(actions),
                               tuple(problems), affected, rerun)
-        self.audit.append(AuditEvent("recall", f"{biomarker}@{version}", reason, actor, details={
+        recalled = AuditEvent("recall", f"{biomarker}@{version}", reason, actor, details={
             "executions": [e.id for e in affected], "actions": actions, "problems": problems,
-            "resubmit_with": resubmit_with}))
+            "resubmit_with": resubmit_with})
+        self.audit.append(recalled)
+        notify.send(Notification.of(recalled))
         return report
 
 
