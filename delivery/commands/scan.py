@@ -14,6 +14,7 @@ EPILOG = """\
 examples:
   delivery scan --org local:biomarkers
   GITHUB_TOKEN=... delivery scan --org acme --topic biomarker --json
+  delivery scan --org gitlab:acme                 # an installed delivery.scm plugin named gitlab
   delivery scan --org acme --github-url https://ghe.example.com/api/v3 --api rest --exclude 'sandbox-*'
 
 exit status: 0 complete scan with valid manifests, 1 a manifest is invalid or the
@@ -34,7 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def add_org_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that say which organisation to scan and how."""
     parser.add_argument("--org", required=True,
-                        help="GitHub organisation, or local:PATH (each sub-folder a repository)")
+                        help="GitHub organisation, local:PATH (each sub-folder a repository), or NAME:TARGET "
+                             "for an installed delivery.scm plugin")
+    parser.add_argument("--scm", metavar="NAME",
+                        help="delivery.scm plugin to use (default: the --org prefix, else github)")
     parser.add_argument("--github-url", default="https://api.github.com",
                         help="GitHub API base URL (GitHub Enterprise: https://HOST/api/v3)")
     parser.add_argument("--token-env", default="GITHUB_TOKEN", metavar="VAR",
@@ -50,10 +54,15 @@ def add_org_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest wait for a rate-limit reset before the scan stops as partial")
 
 
+def spec_from_args(args: argparse.Namespace) -> BackendSpec:
+    """The `BackendSpec` the org arguments describe."""
+    return BackendSpec(args.org, args.github_url, args.token_env, args.api, args.cache or default_path(),
+                       args.max_wait, scm=args.scm)
+
+
 def run_scan(args: argparse.Namespace) -> ScanResult:
     """Scan the organisation the arguments name; progress goes to stderr."""
-    spec = BackendSpec(args.org, args.github_url, args.token_env, args.api, args.cache or default_path(), args.max_wait)
-    backend = open_backend(spec, progress=lambda m: print(m, file=sys.stderr))
+    backend = open_backend(spec_from_args(args), progress=lambda m: print(m, file=sys.stderr))
     return backend.scan(ScanOptions(args.topic, tuple(args.include), tuple(args.exclude)))
 
 

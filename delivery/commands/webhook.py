@@ -7,10 +7,9 @@ import sys
 
 from delivery import clikit
 from delivery.commands.pipelines import add_jenkins_arguments, add_settings_arguments, jenkins_client, settings_of
-from delivery.commands.scan import add_org_arguments
+from delivery.commands.scan import add_org_arguments, spec_from_args
 from delivery.pipelines.sync import sync_repository
-from delivery.scm import BackendSpec, open_backend
-from delivery.scm.etagcache import default_path
+from delivery.scm import open_backend
 from delivery.secrets import from_env
 from delivery.webhook import WebhookHandler, serve
 
@@ -41,8 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     secret = from_env(args.secret_env)
     assert secret is not None
-    spec = BackendSpec(args.org, args.github_url, args.token_env, args.api, args.cache or default_path(), args.max_wait)
-    backend = open_backend(spec, progress=_progress)
+    backend = open_backend(spec_from_args(args), progress=_progress)
     client, settings = jenkins_client(args), settings_of(args)
     handler = WebhookHandler(secret, lambda name: sync_repository(backend, client, settings, name, _progress))
     server = serve(handler, args.host, args.port)
