@@ -30,7 +30,6 @@ from rollout.executions.manifests import FixedManifests
 from rollout.executions.model import ExecutionRequest, JobDescription, Route
 from rollout.executions.nomad import NomadBackend
 from rollout.executions.pins import RegistryPinResolver
-from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.submit import Submitter
 from rollout.nomad import NomadClient, NomadSettings
 from tests.support.executions_builders import Built, build_biomarker, manifest, study
@@ -44,7 +43,7 @@ TARGET_OVERHEAD = 0.10
 def submitter(work: Path, registry: RegistryClient, backend: Backend) -> Submitter:
     store = SqliteReleaseStore(work / "rs.sqlite")
     return Submitter(ledger=Ledger(f"sqlite:///{work / 'ledger.sqlite'}"), store=store,
-                     resolver=RegistryPinResolver(registry, store), routing=ReleaseStoreRouting(store),
+                     resolver=RegistryPinResolver(registry),
                      manifests=FixedManifests(manifest("bench")), backend=backend, shadow_root=work / "shadow")
 
 

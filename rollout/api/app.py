@@ -353,13 +353,12 @@ def _release_routes(app: FastAPI, services: Services) -> None:
         environment = _environment(services, body.environment)
         manifest = _manifest(services, body.biomarker)
         spec = body.pin.strip().removeprefix("@")
-        bound = binding_freeze(services.store.read(environment, body.biomarker).state, body.cohort,
-                               datetime.now(UTC))
+        state = services.store.read(environment, body.biomarker).state  # once: the freeze and the pin agree
+        bound = binding_freeze(state, body.cohort, datetime.now(UTC))
         if bound is not None:
             spec = frozen_spec(spec, bound)
         try:
-            found = services.resolver.resolve(body.biomarker, spec, environment=environment,
-                                              image_repository=manifest.image)
+            found = services.resolver.resolve(spec, release=state, image_repository=manifest.image)
         except ValueError as e:  # a range the version grammar cannot read
             raise ApiError(422, f"pin {body.pin!r} is not a version, range, channel or digest: {e}",
                            field="pin") from e

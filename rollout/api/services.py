@@ -23,7 +23,6 @@ from rollout.executions.local_docker import LocalDockerBackend
 from rollout.executions.manifests import FixedManifests, FolderManifests
 from rollout.executions.nomad import NomadBackend
 from rollout.executions.pins import PinResolver, RegistryPinResolver
-from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.stats import LedgerExecutionStats
 from rollout.executions.submit import Submitter
 from rollout.nomad import NomadClient, NomadSettings
@@ -102,9 +101,9 @@ def build_services(*, config: ApiConfig, tokens: TokenStore, catalog: Catalog, s
                    shadow_root: Path | None = None) -> Services:
     """Wire the services the way `rollout submit` does, with the ledger telling the API when a run is recorded."""
     ledger = NotifyingLedger(database_url)
-    resolver = RegistryPinResolver(registry, store)
-    submitter = Submitter(ledger=ledger, store=store, resolver=resolver, routing=ReleaseStoreRouting(store),
-                          manifests=catalog, backend=backend, shadow_root=shadow_root or state_home() / "shadow")
+    resolver = RegistryPinResolver(registry)
+    submitter = Submitter(ledger=ledger, store=store, resolver=resolver, manifests=catalog, backend=backend,
+                          shadow_root=shadow_root or state_home() / "shadow")
     return Services(config=config, tokens=tokens, ledger=ledger, store=store, audit=AuditLog(database_url),
                     catalog=catalog, registry=registry, resolver=resolver, submitter=submitter)
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from delivery.registry import RegistryClient
-from delivery.release.resolve import RegistryView, ResolveError, choose, gather_registry, gather_release
-from delivery.release.state import Freeze, ReleaseState, ReleaseStore
+from delivery.release.resolve import RegistryView, ReleaseView, ResolveError, choose, gather_registry
+from delivery.release.state import Freeze, ReleaseState
 from rollout.executions.model import ExecutionError, Resolved
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
@@ -24,7 +24,9 @@ class PinError(ExecutionError):
 class PinResolver(Protocol):
     """Turns `NAME@SPEC` into an exact build (the release issue's `resolve` plugs in here)."""
 
-    def resolve(self, biomarker: str, spec: str, *, environment: str, image_repository: str) -> Resolved: ...
+    def resolve(self, spec: str, *, release: ReleaseState, image_repository: str) -> Resolved:
+        """`release` is the state the caller read once for this submission (biomarker, environment, channels,
+        freezes), so the pin, the route and the freeze checks all judge the same snapshot."""
 
 
 def binding_freeze(state: ReleaseState, cohort: str | None, now: datetime) -> Freeze | None:
@@ -64,21 +66,21 @@ class RegistryPinResolver:
     digests, yanks) plus the attestation digest stored beside the image.
 
     Release tags are immutable, so the registry's view (tags, yanks) is reused for `cache_s` seconds: a burst of
-    submissions costs one registry round trip, and a new yank is seen within `cache_s`. Channels and freezes are
-    read fresh from the release store on every call.
+    submissions costs one registry round trip, and a new yank is seen within `cache_s`. Channels and freezes come
+    from the release state the caller read for this submission; nothing of it is kept between calls.
     """
 
-    def __init__(self, registry: RegistryClient, store: ReleaseStore, *, cache_s: float = 10.0,
+    def __init__(self, registry: RegistryClient, *, cache_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._registry, self._store, self._cache_s, self._clock = registry, store, cache_s, clock
+        self._registry, self._cache_s, self._clock = registry, cache_s, clock
         self._views: dict[str, tuple[float, RegistryView]] = {}
         self._attestations: dict[str, tuple[float, str | None]] = {}
 
-    def resolve(self, biomarker: str, spec: str, *, environment: str, image_repository: str) -> Resolved:
+    def resolve(self, spec: str, *, release: ReleaseState, image_repository: str) -> Resolved:
         """Resolve one spec; raises PinError when nothing satisfies it."""
-        release = gather_release(self._store, environment, biomarker)
+        view = ReleaseView(release.environment, dict(release.channels), tuple(release.freezes))
         try:
-            found = choose(spec, self._view(image_repository), release, datetime.now(UTC))
+            found = choose(spec, self._view(image_repository), view, datetime.now(UTC))
         except ResolveError as e:
             raise PinError(e.message, hint=e.hint) from e
         attestation = self._attestation(image_repository, found.digest)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
-from delivery.release.state import ChannelPin, ReleaseStore
+from delivery.release.state import ChannelPin, ReleaseState, ReleaseStore
 
 
 @dataclass(frozen=True)
@@ -24,30 +24,30 @@ class Routing:
         return self.candidate is not None and self.weight > 0 and self.rollout_id is not None
 
 
-class RoutingSource(Protocol):
-    def routing(self, environment: str, biomarker: str) -> Routing: ...
-
-
-class ReleaseStoreRouting:
-    """Routing read from the release state the rollout controller writes.
+def routing_of(state: ReleaseState) -> Routing:
+    """Routing in a release state the rollout controller wrote (a submission passes the state it read once).
 
     The one place that knows the controller's `rollout` keys: `weight` (0-100) and `id`.
     """
+    rollout = state.rollout or {}
+    weight = rollout.get("weight", 0)
+    rollout_id = rollout.get("id")
+    return Routing(
+        stable=state.channels.get("stable"),
+        candidate=state.channels.get("candidate"),
+        weight=max(0, min(100, int(weight))) if isinstance(weight, int | float) else 0,
+        rollout_id=str(rollout_id) if rollout_id else None,
+    )
+
+
+class ReleaseStoreRouting:
+    """The current routing of one biomarker, read from the store (for callers outside a submission)."""
 
     def __init__(self, store: ReleaseStore) -> None:
         self._store = store
 
     def routing(self, environment: str, biomarker: str) -> Routing:
-        state = self._store.read(environment, biomarker).state
-        rollout = state.rollout or {}
-        weight = rollout.get("weight", 0)
-        rollout_id = rollout.get("id")
-        return Routing(
-            stable=state.channels.get("stable"),
-            candidate=state.channels.get("candidate"),
-            weight=max(0, min(100, int(weight))) if isinstance(weight, int | float) else 0,
-            rollout_id=str(rollout_id) if rollout_id else None,
-        )
+        return routing_of(self._store.read(environment, biomarker).state)
 
 
 def choose_track(routing: Routing, study_identity: str) -> Literal["stable", "candidate"]:

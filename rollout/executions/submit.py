@@ -11,7 +11,7 @@ from typing import Any
 
 from delivery.errors import DeliveryError
 from delivery.manifest.model import Biomarker, duration_seconds
-from delivery.release.state import ReleaseStore
+from delivery.release.state import ReleaseState, ReleaseStore
 from rollout.executions.backend import Backend, Outcome
 from rollout.executions.equivalence import Comparison, compare, flatten
 from rollout.executions.ledger import Ledger, StoredComparison
@@ -26,7 +26,7 @@ from rollout.executions.model import (
     Route,
 )
 from rollout.executions.pins import PinResolver, binding_freeze, environment_frozen, frozen_spec
-from rollout.executions.routing import RoutingSource, choose_track
+from rollout.executions.routing import choose_track, routing_of
 from rollout.executions.sandbox import (
     COMPARISON,
     EXECUTION_LOG,
@@ -66,11 +66,10 @@ def execution_id(request_id: str | None) -> str:
 class Submitter:
     """The Python API of `rollout submit`."""
 
-    def __init__(self, *, ledger: Ledger, store: ReleaseStore, resolver: PinResolver, routing: RoutingSource,
-                 manifests: ManifestSource, backend: Backend, shadow_root: Path, paired: bool = True,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, *, ledger: Ledger, store: ReleaseStore, resolver: PinResolver, manifests: ManifestSource,
+                 backend: Backend, shadow_root: Path, paired: bool = True, clock: Clock | None = None) -> None:
         self.ledger, self.backend = ledger, backend
-        self._store, self._resolver, self._routing, self._manifests = store, resolver, routing, manifests
+        self._store, self._resolver, self._manifests = store, resolver, manifests
         self._shadow_root, self._paired = shadow_root, paired
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -131,32 +130,31 @@ class Submitter:
         _fresh_output(request.output_path)
         identity = input_identity(request.input_path, request.series_uid)
         primary_id = execution_id(request.request_id)
+        # One read per submission: the freeze checks, the route and every pin judge the same snapshot (a promotion
+        # between reads could otherwise pair one state's route with another's version), and it costs one round trip.
         state = self._store.read(request.environment, request.biomarker).state
         freeze = binding_freeze(state, request.cohort, self._clock())
         make = _RecordMaker(request, manifest, identity, self._clock(), self.backend.name, workflow)
+        resolve = _Pins(self._resolver, state, manifest.image)
         if freeze is not None:
-            resolved = self._resolve(request, manifest, frozen_spec(request.spec, freeze))
+            resolved = resolve(frozen_spec(request.spec, freeze))
             scope = f"cohort {freeze.cohort}" if freeze.cohort else request.environment
             rule = f"freeze {freeze.id} of {scope} at {freeze.version} (asked {request.spec}; {resolved.rule})"
             return [make(primary_id, replace(resolved, rule=rule), "stable")]
         track, rollout_id = "stable", None
         if request.spec == "stable" and not environment_frozen(state, self._clock()):
-            routing = self._routing.routing(request.environment, request.biomarker)
+            routing = routing_of(state)
             track, rollout_id = choose_track(routing, identity), routing.rollout_id
         if track == "stable":
-            return [make(primary_id, self._resolve(request, manifest, request.spec), "stable")]
-        candidate = self._resolve(request, manifest, "candidate")
+            return [make(primary_id, resolve(request.spec), "stable")]
+        candidate = resolve("candidate")
         if not self._paired:
             return [make(primary_id, candidate, "candidate", rollout_id=rollout_id)]
         shadow_id = str(uuid.uuid5(NAMESPACE, f"{primary_id}/shadow"))
-        stable = self._resolve(request, manifest, "stable")
+        stable = resolve("stable")
         return [make(primary_id, stable, "stable", paired=shadow_id, rollout_id=rollout_id),
                 make(shadow_id, candidate, "shadow", paired=primary_id, rollout_id=rollout_id,
                      output=self._shadow_root / shadow_id)]
-
-    def _resolve(self, request: ExecutionRequest, manifest: Biomarker, spec: str) -> Resolved:
-        return self._resolver.resolve(request.biomarker, spec, environment=request.environment,
-                                      image_repository=manifest.image)
 
     def _recorded_plan(self, request: ExecutionRequest, manifest: Biomarker) -> list[Planned] | None:
         """A retried request re-runs exactly what was recorded the first time, whatever moved since."""
@@ -260,6 +258,18 @@ def _fresh_output(out: Path) -> None:
         raise ExecutionError(f"output folder {out} is not empty",
                              hint="Pass a new or empty folder to --out (a retry with the same --request-id "
                                   "reuses its own folder).")
+
+
+@dataclass(frozen=True)
+class _Pins:
+    """Resolves specs of one submission against the release state it read once."""
+
+    resolver: PinResolver
+    release: ReleaseState
+    image: str
+
+    def __call__(self, spec: str) -> Resolved:
+        return self.resolver.resolve(spec, release=self.release, image_repository=self.image)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from delivery import clikit
 from delivery.config import add_registry_flag, registry_settings
 from delivery.docker import DockerClient
 from delivery.paths import default_database_url, state_home
-from delivery.release.state import ReleaseStore, SqliteReleaseStore
+from delivery.release.state import ReleaseState, ReleaseStore, SqliteReleaseStore
 from rollout.controller.loop import Controller
 from rollout.controller.model import ReleaseRef
 from rollout.environment import default_environment
@@ -22,7 +22,6 @@ from rollout.executions.manifests import FolderManifests
 from rollout.executions.model import ExecutionError, Resolved
 from rollout.executions.pins import RegistryPinResolver
 from rollout.executions.rollback import ControllerRollback
-from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.stats import LedgerExecutionStats
 from rollout.executions.submit import Submitter
 from rollout.scheduler import LocalScheduler, Scheduler
@@ -54,21 +53,20 @@ def submitter(args: argparse.Namespace) -> Submitter:
     """A Submitter for the flags given."""
     settings = registry_settings(args)
     store = release_store()
-    return Submitter(ledger=ledger(), store=store, resolver=RegistryPinResolver(settings.client(), store),
-                     routing=ReleaseStoreRouting(store), manifests=FolderManifests(args.org),
+    return Submitter(ledger=ledger(), store=store, resolver=RegistryPinResolver(settings.client()),
+                     manifests=FolderManifests(args.org),
                      backend=_backend(args.backend, settings.auth()), shadow_root=state_home() / "shadow")
 
 
 def collector(args: argparse.Namespace) -> Submitter:
     """A Submitter that only collects executions already dispatched (no registry needed: nothing is resolved)."""
     store = release_store()
-    return Submitter(ledger=ledger(), store=store, resolver=_NoPins(), routing=ReleaseStoreRouting(store),
-                     manifests=FolderManifests(args.org), backend=_backend(args.backend, None),
-                     shadow_root=state_home() / "shadow")
+    return Submitter(ledger=ledger(), store=store, resolver=_NoPins(), manifests=FolderManifests(args.org),
+                     backend=_backend(args.backend, None), shadow_root=state_home() / "shadow")
 
 
 class _NoPins:
-    def resolve(self, biomarker: str, spec: str, *, environment: str, image_repository: str) -> Resolved:
+    def resolve(self, spec: str, *, release: ReleaseState, image_repository: str) -> Resolved:
         raise ExecutionError("collecting an execution resolves no pin", hint="Use `rollout submit` to submit.")
 
 

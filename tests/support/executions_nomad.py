@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from delivery.release.state import SqliteReleaseStore
+from delivery.release.state import ReleaseState
 from rollout.executions.model import Resolved
 from rollout.executions.pins import PinError
 from rollout.jobspec import Release, Track, build_job
@@ -32,14 +32,11 @@ def register_tracks(client: NomadClient, stable: str, candidate: str | None = No
 
 
 class FixedPins:
-    """A `PinResolver` over a fixed table: exact versions and the store's channels, no registry."""
+    """A `PinResolver` over a fixed table: exact versions and the release state's channels, no registry."""
 
-    def __init__(self, store: SqliteReleaseStore) -> None:
-        self._store = store
-
-    def resolve(self, biomarker: str, spec: str, *, environment: str, image_repository: str) -> Resolved:
+    def resolve(self, spec: str, *, release: ReleaseState, image_repository: str) -> Resolved:
         version = spec
-        pin = self._store.read(environment, biomarker).state.channels.get(spec)
+        pin = release.channels.get(spec)
         if pin is not None:
             version = pin.version
         if version not in DIGESTS:

@@ -15,7 +15,6 @@ from rollout.executions.ledger import Ledger
 from rollout.executions.local_docker import LocalDockerBackend
 from rollout.executions.manifests import FixedManifests
 from rollout.executions.pins import RegistryPinResolver
-from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.submit import Submitter
 from tests.support.executions_builders import MANIFEST, Built, build_biomarker, manifest
 
@@ -54,8 +53,8 @@ def make_world(tmp: Path, docker_client: DockerClient, registry: RegistryHandle,
     ledger = Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}")
     store = SqliteReleaseStore(tmp / "release-state.sqlite")
     client = RegistryClient(registry.url, registry.username, registry.password)
-    submitter = Submitter(ledger=ledger, store=store, resolver=RegistryPinResolver(client, store),
-                          routing=ReleaseStoreRouting(store), manifests=FixedManifests(manifest(NAME)),
+    submitter = Submitter(ledger=ledger, store=store, resolver=RegistryPinResolver(client),
+                          manifests=FixedManifests(manifest(NAME)),
                           backend=LocalDockerBackend(docker_client, auth), shadow_root=tmp / "shadow", paired=paired)
     return World(ledger, store, client, submitter, tmp)
 

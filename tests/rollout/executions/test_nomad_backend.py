@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from delivery.release.state import ChannelPin, SqliteReleaseStore
+from delivery.release.state import ChannelPin, SqliteReleaseStore, Versioned
 from rollout.cli import main
 from rollout.executions.ledger import Ledger
 from rollout.executions.manifests import FixedManifests
 from rollout.executions.model import ExecutionError, ExecutionRequest
 from rollout.executions.nomad import NomadBackend
-from rollout.executions.routing import ReleaseStoreRouting
 from rollout.executions.submit import Submitter
 from rollout.nomad import NomadClient, NomadSettings
 from tests.support.executions_builders import MANIFEST, manifest, study
@@ -39,8 +38,8 @@ def client(fake: FakeNomad) -> NomadClient:
 
 
 def _submitter(tmp: Path, client: NomadClient, store: SqliteReleaseStore) -> Submitter:
-    return Submitter(ledger=Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}"), store=store, resolver=FixedPins(store),
-                     routing=ReleaseStoreRouting(store), manifests=FixedManifests(manifest("alpha")),
+    return Submitter(ledger=Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}"), store=store, resolver=FixedPins(),
+                     manifests=FixedManifests(manifest("alpha")),
                      backend=NomadBackend(client, poll_s=0.01), shadow_root=tmp / "shadow")
 
 
@@ -83,6 +82,31 @@ def test_each_route_dispatches_its_parent(tmp_path: Path, fake: FakeNomad, clien
                submission.shadow.latest("backend_job_id").split("/")[0]}
     assert parents == {"alpha-fast", "alpha-fast-canary"}
     assert submission.shadow.latest("backend_job_id").startswith("alpha-fast-canary/dispatch-")
+
+
+class _PromotedAfterEachRead(SqliteReleaseStore):
+    """A release store where the rollout finishes right after the submission first reads it (stable moves to the
+    candidate, the rollout's weight drops to 0): the race a busy controller can produce."""
+
+    def read(self, environment: str, biomarker: str) -> Versioned:
+        current = super().read(environment, biomarker)
+        stable = current.state.channels.get("candidate") or current.state.channels["stable"]
+        super().write(current.state.model_copy(update={"channels": {"stable": stable}, "rollout": None}),
+                      current.index)
+        return current
+
+
+def test_a_submission_routes_and_pins_from_one_read_of_the_release_state(tmp_path: Path, fake: FakeNomad,
+                                                                          client: NomadClient) -> None:
+    register_tracks(client, "1.0.0", "2.0.0")
+    store = _PromotedAfterEachRead(tmp_path / "rs.sqlite")
+    _channels(SqliteReleaseStore(tmp_path / "rs.sqlite"), weight=100)
+    submission = _submitter(tmp_path, client, store).run(_request(tmp_path, "stable"), wait=False)
+    record = submission.execution.record
+    # Routed, pinned and paired by the state before the promotion, not a mix of the states before and after.
+    assert (record.route, record.version, record.rollout_id) == ("stable", "1.0.0", "r7")
+    assert record.paired_execution_id is not None
+    assert _submitter(tmp_path, client, store).ledger.get(record.paired_execution_id).record.version == "2.0.0"
 
 
 def test_a_pin_the_cluster_does_not_run_is_refused(tmp_path: Path, client: NomadClient) -> None:
@@ -185,8 +209,7 @@ def test_a_long_run_is_polled_with_backoff_not_every_50_ms(tmp_path: Path, fake:
     backend = NomadBackend(client, poll_s=0.05, sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
     submitter = Submitter(ledger=Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}"),
                           store=SqliteReleaseStore(tmp_path / "rs.sqlite"),
-                          resolver=FixedPins(SqliteReleaseStore(tmp_path / "rs.sqlite")),
-                          routing=ReleaseStoreRouting(SqliteReleaseStore(tmp_path / "rs.sqlite")),
+                          resolver=FixedPins(),
                           manifests=FixedManifests(manifest("alpha")), backend=backend, shadow_root=tmp_path / "s")
     before = fake.count("GET")
     execution = submitter.submit(_request(tmp_path, "1.0.0"))

@@ -38,7 +38,7 @@ def slow_submitter(world: World) -> Submitter:
     text = MANIFEST.format(name=NAME).replace("variants:\n", SLOW, 1)
     manifests = FixedManifests(parse_manifest(text.encode(), f"{NAME}/biomarker.yaml"))
     return Submitter(ledger=world.ledger, store=world.store, resolver=world.submitter._resolver,
-                     routing=world.submitter._routing, manifests=manifests, backend=world.submitter.backend,
+                     manifests=manifests, backend=world.submitter.backend,
                      shadow_root=world.tmp / "shadow")
 
 
