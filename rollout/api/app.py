@@ -21,7 +21,7 @@ from delivery.release.resolve import gather_registry
 from delivery.release.state import ConflictError
 from rollout import freeze as freezes
 from rollout.api.auth import Principal, Role
-from rollout.api.dispatch import Busy
+from rollout.api.dispatch import Busy, PlanningFailed
 from rollout.api.middleware import AccessLog, BodyLimit
 from rollout.api.schemas import (
     IDEMPOTENCY_KEY,
@@ -75,6 +75,8 @@ def _status_of(error: DeliveryError) -> int:
     """How a domain error reads over HTTP."""
     if isinstance(error, ExecutionNotFound):
         return 404
+    if isinstance(error, PlanningFailed):
+        return 500
     if isinstance(error, Busy | ConfigError):
         return 503
     if isinstance(error, ConflictError | freezes.FrozenError):
@@ -224,7 +226,12 @@ def _input_path(services: Services, reference: str) -> Path:
     path = (root / reference).resolve()
     if not path.is_relative_to(root) or path == root:
         raise ApiError(422, "input must be a relative path inside the input root", field="input")
-    if not path.exists():
+    try:
+        present = path.exists()
+    except OSError as e:  # a name too long for the file system, ...: the client's reference, not the server
+        raise ApiError(422, f"input {reference!r} cannot be looked up: {e.strerror or type(e).__name__}",
+                       field="input", hint="Use the study's name as it is on the shared input volume.") from e
+    if not present:
         raise ApiError(422, f"input {reference!r} does not exist under the input root", field="input",
                        hint="Copy the study to the shared input volume first.")
     return path

@@ -128,7 +128,7 @@ class Submitter:
 
     def _plan(self, request: ExecutionRequest, manifest: Biomarker, workflow: tuple[str, str] | None) -> list[Planned]:
         _fresh_output(request.output_path)
-        identity = input_identity(request.input_path, request.series_uid)
+        identity = _identity(request)
         primary_id = execution_id(request.request_id)
         # One read per submission: the freeze checks, the route and every pin judge the same snapshot (a promotion
         # between reads could otherwise pair one state's route with another's version), and it costs one round trip.
@@ -249,6 +249,18 @@ class Submitter:
             shadow.record.version, result.passed, document))
         write_json_atomic(Path(shadow.record.output_path) / COMPARISON, document)
         return result
+
+
+def _identity(request: ExecutionRequest) -> str:
+    """The input's identity; a study that cannot be walked is the client's problem, named inside the study (the
+    server's paths never reach an API response)."""
+    try:
+        return input_identity(request.input_path, request.series_uid)
+    except OSError as e:
+        inside = Path(str(e.filename or request.input_path))
+        where = inside.relative_to(request.input_path) if inside.is_relative_to(request.input_path) else inside.name
+        raise ExecutionError(f"cannot read the input study ({where}: {e.strerror or type(e).__name__})",
+                             hint="Check that every file and folder of the study is readable.") from e
 
 
 def _fresh_output(out: Path) -> None:
