@@ -124,9 +124,14 @@ def _vanished(job_id: str) -> Outcome:
 
 
 def _duration(result: ContainerOutcome) -> float:
-    """Run time from the engine's own start and finish times (the waiter may have started later)."""
+    """Run time from the engine's own start and finish times (the waiter may have started later).
+
+    The engine stamps StartedAt once the process is running, so a job that exits within a millisecond can
+    finish "before" it started: clamp at zero rather than feed a negative runtime to the gates.
+    """
     try:
-        return round((_engine_time(result.finished_at) - _engine_time(result.started_at)).total_seconds(), 3)
+        elapsed = (_engine_time(result.finished_at) - _engine_time(result.started_at)).total_seconds()
+        return round(max(0.0, elapsed), 3)
     except ValueError:
         return 0.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -75,6 +76,10 @@ class RegistryPinResolver:
         self._registry, self._cache_s, self._clock = registry, cache_s, clock
         self._views: dict[str, tuple[float, RegistryView]] = {}
         self._attestations: dict[str, tuple[float, str | None]] = {}
+        # One fetch per key at a time: a burst of submissions on a cold cache waits for one registry round trip
+        # instead of each making its own (that burst was the API's POST p99).
+        self._guard = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
 
     def resolve(self, spec: str, *, release: ReleaseState, image_repository: str) -> Resolved:
         """Resolve one spec; raises PinError when nothing satisfies it."""
@@ -88,17 +93,29 @@ class RegistryPinResolver:
 
     def _view(self, repository: str) -> RegistryView:
         cached = self._views.get(repository)
-        if cached is None or self._clock() - cached[0] > self._cache_s:
-            cached = (self._clock(), gather_registry(self._registry, repository))
-            self._views[repository] = cached
+        if cached is not None and self._clock() - cached[0] <= self._cache_s:
+            return cached[1]
+        with self._lock_for(f"view:{repository}"):
+            cached = self._views.get(repository)  # another thread may have fetched it while this one waited
+            if cached is None or self._clock() - cached[0] > self._cache_s:
+                cached = (self._clock(), gather_registry(self._registry, repository))
+                self._views[repository] = cached
         return cached[1]
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._fetching.setdefault(key, threading.Lock())
 
     def _attestation(self, repository: str, digest: str) -> str | None:
         key = f"{repository}@{digest}"
         cached = self._attestations.get(key)
         # A present attestation never changes; an absent one may appear, so it is asked again after cache_s.
-        if cached is None or (cached[1] is None and self._clock() - cached[0] > self._cache_s):
-            tag = f"sha256-{digest.split(':', 1)[1]}.att"
-            cached = (self._clock(), self._registry.head_manifest(repository, tag))
-            self._attestations[key] = cached
+        if cached is not None and (cached[1] is not None or self._clock() - cached[0] <= self._cache_s):
+            return cached[1]
+        with self._lock_for(f"attestation:{key}"):
+            cached = self._attestations.get(key)
+            if cached is None or (cached[1] is None and self._clock() - cached[0] > self._cache_s):
+                tag = f"sha256-{digest.split(':', 1)[1]}.att"
+                cached = (self._clock(), self._registry.head_manifest(repository, tag))
+                self._attestations[key] = cached
         return cached[1]

@@ -58,7 +58,7 @@ def test_execution_stats_count_outcomes_and_paired_outputs_per_version(world: Wo
     stats = LedgerExecutionStats(world.ledger)
     v1, v2 = stats.outcomes(NAME, "1.0.0", since=since), stats.outcomes(NAME, "2.0.0", since=since)
     assert (v1.succeeded, v1.failed, v2.succeeded, v2.failed) == (2, 0, 1, 0)
-    assert len(v1.runtimes_s) == 2 and all(r > 0 for r in v1.runtimes_s)
+    assert len(v1.runtimes_s) == 2 and all(r >= 0 for r in v1.runtimes_s)  # busybox jobs take about 0 s
     pairs = stats.paired(NAME, "2.0.0", "1.0.0", since=since)
     assert len(pairs) == 1
     assert pairs[0].stable["volume_ml"] == 30 and pairs[0].candidate["volume_ml"] == 40
