@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import tempfile
 from collections import deque
@@ -137,10 +138,29 @@ class JobContainer:
     labels: Mapping[str, str]
 
 
+def private_socket() -> Path:
+    """Where the engine `delivery local up` and the test harness start lives (short: socket paths max ~108 bytes).
+
+    A fixed place, so every later command finds that engine without DOCKER_HOST.
+    """
+    return Path(tempfile.gettempdir()) / f"biomarker-delivery-{os.getuid()}" / "docker.sock"
+
+
+def default_engine_url() -> str | None:
+    """DOCKER_HOST, else the system socket, else our private engine's socket (None: let the SDK decide)."""
+    if os.environ.get("DOCKER_HOST"):
+        return None
+    for sock in (Path("/var/run/docker.sock"), private_socket()):
+        if sock.is_socket():
+            return f"unix://{sock}"
+    return None
+
+
 class DockerClient:
     """The engine operations the pipeline needs, with errors translated to DockerError."""
 
     def __init__(self, base_url: str | None = None, *, timeout: int = 600) -> None:
+        base_url = base_url or default_engine_url()
         try:
             if base_url:
                 self._client = docker.DockerClient(base_url=base_url, timeout=timeout)

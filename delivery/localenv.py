@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 import bcrypt
 import requests
 
-from delivery.docker import DockerClient, DockerError
+from delivery.docker import DockerClient, DockerError, private_socket
 from delivery.errors import ConfigError, ExternalServiceError
 from delivery.secrets import Secret
 
@@ -60,7 +59,7 @@ class EngineHandle:
 def find_engine() -> str | None:
     """The base URL of a Docker engine that answers, if any (DOCKER_HOST first)."""
     candidates = [os.environ["DOCKER_HOST"]] if os.environ.get("DOCKER_HOST") else []
-    candidates += [f"unix://{p}" for p in DEFAULT_SOCKETS if Path(p).exists()]
+    candidates += [f"unix://{p}" for p in (*DEFAULT_SOCKETS, str(private_socket())) if Path(p).exists()]
     for url in candidates:
         try:
             DockerClient(url, timeout=5).ping()
@@ -83,10 +82,12 @@ def ensure_engine(data_root: Path | None = None) -> EngineHandle:
 
 
 def _start_dockerd(binary: str, data_root: Path) -> EngineHandle:
-    # Socket paths are limited to ~108 bytes, so runtime files go to a short temp dir.
-    runtime = Path(tempfile.mkdtemp(prefix="bdd-"))
+    # The socket sits at a fixed short path so later commands find this engine without DOCKER_HOST.
+    sock = private_socket()
+    runtime = sock.parent
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)  # left by a dockerd that was killed; it would not answer anyway
     data_root.mkdir(parents=True, exist_ok=True)
-    sock = runtime / "docker.sock"
     (runtime / "daemon.json").write_text("{}\n", encoding="utf-8")
     command = [
         binary, "--config-file", str(runtime / "daemon.json"), "--data-root", str(data_root),
