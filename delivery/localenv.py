@@ -251,6 +251,7 @@ def read_registry_record(record: Path) -> dict[str, str | int] | None:
 
 def local_up(state: Path) -> LocalEnvironment:
     """Start or reuse the engine and a persistent loopback registry recorded under `state`."""
+    state.mkdir(parents=True, exist_ok=True)
     engine = ensure_engine()
     if engine.process is not None:  # keep a dockerd we started running after this command exits
         (state / "dockerd.pid").write_text(str(engine.process.pid), encoding="utf-8")
