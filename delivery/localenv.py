@@ -86,7 +86,10 @@ def _start_dockerd(binary: str, data_root: Path) -> EngineHandle:
     sock = private_socket()
     runtime = sock.parent
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
-    sock.unlink(missing_ok=True)  # left by a dockerd that was killed; it would not answer anyway
+    # Left by a dockerd that was killed (no engine answered there): a stale pidfile whose pid was reused
+    # by another process would make the new dockerd refuse to start.
+    sock.unlink(missing_ok=True)
+    (runtime / "dockerd.pid").unlink(missing_ok=True)
     data_root.mkdir(parents=True, exist_ok=True)
     (runtime / "daemon.json").write_text("{}\n", encoding="utf-8")
     command = [
