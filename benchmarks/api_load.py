@@ -30,7 +30,7 @@ from delivery.localenv import start_registry
 from delivery.registry import RegistryClient
 from rollout.api.auth import add_token
 from rollout.nomad import NomadClient, NomadSettings
-from tests.support.api_server import free_port
+from tests.support.api_server import free_port, wait_ready
 from tests.support.executions_builders import MANIFEST, study
 from tests.support.fake_nomad import FakeNomad
 from tests.support.oci import push_image
@@ -115,7 +115,7 @@ def run(posts: int, gets: int, concurrency: int) -> dict[str, Any]:
 
 
 def _load(url: str, token: str, posts: int, gets: int, concurrency: int) -> dict[str, Any]:
-    _wait_ready(url)
+    wait_ready(url, timeout_s=60)
     auth = {"Authorization": f"Bearer {token}"}
     body = {"biomarker": NAME, "pin": "1.0.0", "input": "s1"}
     ids: list[str] = []
@@ -134,18 +134,6 @@ def _load(url: str, token: str, posts: int, gets: int, concurrency: int) -> dict
             "ratio_get_execution_vs_healthz_per_second": round(read["per_second"] / baseline["per_second"], 3),
             "ratio_post_executions_vs_healthz_per_second": round(submitted["per_second"] / baseline["per_second"], 3),
             "load_average": os.getloadavg()[0], "cores": os.cpu_count()}
-
-
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the API did not become ready")
 
 
 def main() -> None:

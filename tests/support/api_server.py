@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from delivery.localenv import free_port
+
+__all__ = ["free_port", "serve", "wait_ready"]
 
 
 @contextmanager
@@ -35,8 +41,16 @@ def serve(app: FastAPI) -> Iterator[str]:
         sock.close()
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (for servers started in another process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def wait_ready(url: str, server: subprocess.Popen[str] | None = None, *, timeout_s: float = 30) -> None:
+    """Poll `/readyz` of a server started in another process until it answers 200."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise AssertionError(f"rollout serve exited: {server.stderr.read() if server.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"rollout serve did not become ready in {timeout_s:.0f} s")

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 
 from delivery.localenv import RegistryHandle
 from rollout.cli import main
-from tests.support.api_server import free_port
+from tests.support.api_server import free_port, wait_ready
 
 
 def test_tokens_add_prints_the_token_once_and_keeps_only_its_hash(tmp_path: Path,
@@ -46,7 +45,7 @@ def test_rollout_serve_runs_two_workers_that_answer_with_the_stored_tokens(tmp_p
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, server)
+        wait_ready(url, server)
         headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
         listed = httpx.get(f"{url}/v1/biomarkers", headers=headers, timeout=10)
         anonymous = httpx.get(f"{url}/v1/biomarkers", timeout=10)
@@ -58,17 +57,3 @@ def test_rollout_serve_runs_two_workers_that_answer_with_the_stored_tokens(tmp_p
     logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert any(e["route"] == "/v1/biomarkers" and e["caller"] == "rm" for e in logged)
     assert made.stdout.strip() not in stderr
-
-
-def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"rollout serve exited: {server.stderr.read() if server.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("rollout serve did not become ready in 30 s")
