@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from delivery import __version__
+from delivery import __version__, contract
 from delivery.ci import junit
 from delivery.ci.context import CiContext
 from delivery.ci.record import RunRecord, StageResult, Status
@@ -28,7 +28,6 @@ CA_FILE = "delivery-build-ca.crt"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 NAME_LABEL = "io.biomarker-delivery.biomarker"
-MHZ_PER_CPU = 2000
 
 
 class StageFailed(DeliveryError):
@@ -191,16 +190,17 @@ def confined_container(env: StageEnv, image: str, command: tuple[str, ...], repo
                        gpu: bool) -> ContainerJob:
     """The confined container a test stage runs: limits from `test_limits`, test data read-only."""
     variants = env.manifest.variants.values()
-    cpu_mhz, memory_mb = test_limits(env.manifest)
-    cpus = min(float(os.cpu_count() or 1), max(0.5, cpu_mhz / MHZ_PER_CPU))
-    mounts = [Mount(reports, "/data/reports", read_only=False)]
+    limits = contract.Limits(*test_limits(env.manifest))  # the one CPU/memory conversion; a test gets >= 0.5 CPU
+    mounts = [Mount(reports, contract.REPORTS_DIR, read_only=False)]
     if env.manifest.test.data:
-        mounts.append(Mount((env.repo / env.manifest.test.data).resolve(), "/data/test", read_only=True))
+        mounts.append(Mount((env.repo / env.manifest.test.data).resolve(), contract.TEST_DATA_DIR, read_only=True))
     gpus = max([v.resources.gpu for v in variants] + [1]) if gpu else 0
-    return ContainerJob(image=image, command=command, mounts=tuple(mounts), nano_cpus=int(cpus * 1e9),
-                        memory_bytes=memory_mb * 2**20, user="", timeout_s=duration_seconds(env.manifest.test.timeout),
+    return ContainerJob(image=image, command=command, mounts=tuple(mounts),
+                        nano_cpus=limits.nano_cpus(os.cpu_count(), at_least=0.5), memory_bytes=limits.memory_bytes,
+                        user="", timeout_s=duration_seconds(env.manifest.test.timeout),
                         gpus=gpus, labels={"io.biomarker-delivery.stage": "gpu-test" if gpu else "test"},
-                        tmpfs_size="1g", environment={"HOME": "/tmp", "DELIVERY_REPORTS": "/data/reports"})  # noqa: S108
+                        tmpfs_size="1g",
+                        environment={"HOME": "/tmp", contract.REPORTS_ENV: contract.REPORTS_DIR})  # noqa: S108
 
 
 def scan_policy(manifest: Biomarker, repo: Path, options: Options) -> ScanPolicy:
