@@ -11,6 +11,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from delivery import contract
 from delivery.docker import (
     EXECUTION_LABEL,
     ContainerJob,
@@ -21,9 +22,8 @@ from delivery.docker import (
     RegistryAuth,
 )
 from rollout.executions.backend import Outcome, OutcomeStatus
-from rollout.executions.model import JobDescription, Route
+from rollout.executions.model import REFERENCE, JobDescription, Route
 
-MHZ_PER_CPU = 1000  # Nomad reserves MHz; the engine limits whole CPUs: 1000 MHz count as one CPU here
 NOBODY = "65534:65534"
 PREFIX = "local-"
 OUTPUT_LABEL = "delivery.output"
@@ -83,16 +83,22 @@ class LocalDockerBackend:
 
 
 def _container_job(job: JobDescription, image: str, user: str, token: str, route: Route) -> ContainerJob:
-    cpus = min(job.cpu_mhz / MHZ_PER_CPU, float(os.cpu_count() or 1))
+    """The container contract translated for the engine: this execution's own folders, the one CPU conversion."""
+    limits = contract.Limits(job.cpu_mhz, job.memory_mb, job.gpu)
+    mounts = tuple(Mount(Path(m.source), m.target, read_only=m.read_only)
+                   for m in contract.data_mounts(str(job.input_path.resolve()), str(job.output_path.resolve())))
     return ContainerJob(
-        image=image, command=job.argv,
-        mounts=(Mount(job.input_path.resolve(), "/data/input", read_only=True),
-                Mount(job.output_path.resolve(), "/data/output", read_only=False)),
-        nano_cpus=max(int(cpus * 1e9), 10_000_000), memory_bytes=job.memory_mb * 2**20, user=user,
-        timeout_s=job.timeout_s, gpus=job.gpu, labels={EXECUTION_LABEL: token, "delivery.route": route, **_owner(job)},
-        environment={"DELIVERY_EXECUTION_ID": token, "DELIVERY_IMAGE": job.image, "DELIVERY_IMAGE_DIGEST": job.digest,
-                     "DELIVERY_BIOMARKER": job.biomarker, "DELIVERY_VARIANT": job.variant},
+        image=image, command=job.argv, mounts=mounts, nano_cpus=limits.nano_cpus(os.cpu_count()),
+        memory_bytes=limits.memory_bytes, user=user, timeout_s=job.timeout_s, gpus=limits.gpu,
+        labels={EXECUTION_LABEL: token, "delivery.route": route, **_owner(job)},
+        environment=contract.environment(_identity(job), execution_id=job.labels.get("execution", token)),
     )
+
+
+def _identity(job: JobDescription) -> contract.Identity:
+    match = REFERENCE.match(job.image)
+    version = job.labels.get("version") or (match["tag"] if match and match["tag"] else "")
+    return contract.Identity(job.biomarker, version, job.variant, job.image, job.digest)
 
 
 def _owner(job: JobDescription) -> dict[str, str]:

@@ -25,7 +25,7 @@ done
 volume=$((sum * FACTOR))
 left=$((sum * FACTOR / 2))
 printf '{"volume_ml": %s, "per_lung": {"left": {"laa950_percent": %s}}, "image_digest": "%s"}\n' \
-  "$volume" "$left" "$DELIVERY_IMAGE_DIGEST" > /data/output/report.json
+  "$volume" "$left" "$BIOMARKER_IMAGE_DIGEST" > /data/output/report.json
 echo "$volume" > /data/output/volume.txt
 echo "quantified $sum x $FACTOR"
 """
