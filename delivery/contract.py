@@ -82,11 +82,14 @@ def data_mounts(input_source: str, output_source: str) -> tuple[DataMount, DataM
     return (DataMount(input_source, INPUT_DIR, read_only=True), DataMount(output_source, OUTPUT_DIR, read_only=False))
 
 
-def environment(identity: Identity, *, execution_id: str | None = None, port: str | None = None) -> dict[str, str]:
-    """The environment a biomarker container receives (execution id for executions, port for services)."""
+def environment(identity: Identity, *, execution_id: str | None = None, port: str | None = None,
+                data: bool = True) -> dict[str, str]:
+    """The environment a biomarker container receives: execution id for executions, port for services, the data
+    folders only where they are mounted (`data`)."""
     env = {BIOMARKER: identity.biomarker, BIOMARKER_VERSION: identity.version, BIOMARKER_VARIANT: identity.variant,
-           BIOMARKER_IMAGE: identity.image, BIOMARKER_IMAGE_DIGEST: identity.digest,
-           BIOMARKER_INPUT: INPUT_DIR, BIOMARKER_OUTPUT: OUTPUT_DIR}
+           BIOMARKER_IMAGE: identity.image, BIOMARKER_IMAGE_DIGEST: identity.digest}
+    if data:
+        env.update({BIOMARKER_INPUT: INPUT_DIR, BIOMARKER_OUTPUT: OUTPUT_DIR})
     if execution_id is not None:
         env[BIOMARKER_EXECUTION_ID] = execution_id
     if port is not None:

@@ -1,4 +1,7 @@
-"""Nomad job JSON (API form) for one biomarker variant, built as data: no string templating of the spec."""
+"""Nomad job JSON (API form) for one biomarker variant, built as data: no string templating of the spec.
+
+The task is the container contract (`delivery.contract`) translated for Nomad's docker driver.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,20 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from delivery import contract
 from delivery.errors import DeliveryError
 from delivery.manifest import Biomarker, duration_seconds
+from delivery.manifest.model import Service
 
 NS = 1_000_000_000
 Track = Literal["stable", "canary"]
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 SPEC_HASH = "delivery.spec-hash"
+PORT_LABEL = "http"
+# A dispatch names the execution's own study and output folder; the task binds exactly those (Nomad interpolates
+# `${NOMAD_META_*}` per dispatched child), so no execution sees another's data.
+DISPATCH_META = ("study", "output", "execution_id")
+META_STUDY, META_OUTPUT, META_EXECUTION_ID = (f"${{NOMAD_META_{key}}}" for key in DISPATCH_META)
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,6 @@ class ClusterSettings:
     """Cluster-wide choices that are not in a biomarker manifest."""
 
     datacenters: tuple[str, ...] = ("*",)
-    data_volume: str = "biomarker-data"
-    registry_auth_variable: str = "nomad/jobs/registry-auth"
     cpu_node_class: str = "cpu"
     gpu_node_class: str = "gpu"
     service_count: int = 2
@@ -57,6 +65,8 @@ class ClusterSettings:
     min_healthy_s: int = 10
     healthy_deadline_s: int = 300
     progress_deadline_s: int = 600
+    check_interval_s: int = 2
+    check_timeout_s: int = 1
 
 
 def job_id(biomarker: str, variant: str, track: Track = "stable") -> str:
@@ -64,35 +74,39 @@ def job_id(biomarker: str, variant: str, track: Track = "stable") -> str:
     return f"{biomarker}-{variant}" + ("-canary" if track == "canary" else "")
 
 
+def registry_auth_path(job: str) -> str:
+    """The Variable holding a job's pull credentials: a job's workload identity reads `nomad/jobs/<job id>` by
+    Nomad's implicit policy, and a dispatched child reads its parent's."""
+    return f"nomad/jobs/{job}"
+
+
 def build_job(manifest: Biomarker, variant: str, release: Release, *, track: Track = "stable",
               cluster: ClusterSettings | None = None) -> dict[str, Any]:
-    """The Nomad job for `variant` running `release`; batch: a parameterized parent, service: an update block."""
+    """The Nomad job for `variant` running `release`; batch: a parameterized parent, service: checks + update."""
     cluster = cluster or ClusterSettings()
     if variant not in manifest.variants:
         raise DeliveryError(f"{manifest.name} has no variant {variant!r}",
                             hint=f"Choose one of: {', '.join(sorted(manifest.variants))}.")
-    spec = manifest.variants[variant]
-    gpu = spec.resources.gpu
+    ident = job_id(manifest.name, variant, track)
+    gpu = manifest.variants[variant].resources.gpu
     group: dict[str, Any] = {
-        "Name": variant, "Count": cluster.service_count if manifest.job_type == "service" else 1,
-        "Volumes": {"data": {"Name": "data", "Type": "host", "Source": cluster.data_volume, "ReadOnly": False}},
-        "Tasks": [_task(manifest, variant, release, cluster)],
-        "RestartPolicy": {"Attempts": 0, "Mode": "fail"} if manifest.job_type == "batch" else None,
+        "Name": variant, "Count": cluster.service_count if manifest.service is not None else 1,
+        "Tasks": [_task(manifest, variant, release, ident)],
+        "RestartPolicy": {"Attempts": 0, "Mode": "fail"} if manifest.service is None else None,
     }
     job: dict[str, Any] = {
-        "ID": job_id(manifest.name, variant, track), "Name": job_id(manifest.name, variant, track),
-        "Type": manifest.job_type, "Datacenters": list(cluster.datacenters),
+        "ID": ident, "Name": ident, "Type": manifest.job_type, "Datacenters": list(cluster.datacenters),
         "Constraints": [{"LTarget": "${node.class}", "Operand": "=",
                          "RTarget": cluster.gpu_node_class if gpu else cluster.cpu_node_class}],
         "TaskGroups": [group],
         "Meta": {"biomarker": manifest.name, "variant": variant, "version": release.version,
                  "digest": release.digest, "attestation_digest": release.attestation_digest, "track": track},
     }
-    if manifest.job_type == "batch":
-        job["ParameterizedJob"] = {"Payload": "forbidden", "MetaRequired": ["study"],
-                                   "MetaOptional": ["execution_id", "cohort", "output"]}
+    if manifest.service is None:
+        job["ParameterizedJob"] = {"Payload": "forbidden", "MetaRequired": list(DISPATCH_META),
+                                   "MetaOptional": ["cohort"]}
     else:
-        group["Update"] = _update_block(cluster)
+        group.update(_service_group(ident, manifest.service, cluster))
     job["Meta"][SPEC_HASH] = spec_hash(job)
     return job
 
@@ -104,8 +118,11 @@ def spec_hash(job: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _task(manifest: Biomarker, variant: str, release: Release, cluster: ClusterSettings) -> dict[str, Any]:
+def _task(manifest: Biomarker, variant: str, release: Release, ident: str) -> dict[str, Any]:
+    """The container contract as a Nomad docker task: per-dispatch binds through `${NOMAD_META_*}`."""
     spec = manifest.variants[variant]
+    limits = contract.Limits(spec.resources.cpu_mhz, spec.resources.memory_mb, spec.resources.gpu)
+    identity = contract.Identity(manifest.name, release.version, variant, release.reference, release.digest)
     config: dict[str, Any] = {
         "image": f"{release.image}@{release.digest}",
         "command": spec.command[0], "args": list(spec.command[1:]),
@@ -114,18 +131,25 @@ def _task(manifest: Biomarker, variant: str, release: Release, cluster: ClusterS
                   "server_address": release.registry}],
     }
     if manifest.service is not None:
-        config["ports"] = ["http"]
-    devices = [{"Name": "nvidia/gpu", "Count": spec.resources.gpu}] if spec.resources.gpu else None
+        config["ports"] = [PORT_LABEL]
+        env = contract.environment(identity, port=f"${{NOMAD_PORT_{PORT_LABEL}}}", data=False)
+    else:
+        config["mount"] = [_docker_mount(m) for m in contract.data_mounts(META_STUDY, META_OUTPUT)]
+        env = contract.environment(identity, execution_id=META_EXECUTION_ID)
+    devices = [{"Name": "nvidia/gpu", "Count": limits.gpu}] if limits.gpu else None
     return {
-        "Name": "main", "Driver": "docker", "Config": config,
-        "Env": {"BIOMARKER": manifest.name, "BIOMARKER_VERSION": release.version, "BIOMARKER_VARIANT": variant},
-        "Resources": {"CPU": spec.resources.cpu_mhz, "MemoryMB": spec.resources.memory_mb, "Devices": devices},
-        "VolumeMounts": [{"Volume": "data", "Destination": "/data", "ReadOnly": False}],
-        "Templates": [{"EmbeddedTmpl": _auth_template(cluster.registry_auth_variable),
+        "Name": "main", "Driver": "docker", "Config": config, "Env": env,
+        "Resources": {"CPU": limits.cpu_mhz, "MemoryMB": limits.memory_mb, "Devices": devices},
+        "Templates": [{"EmbeddedTmpl": _auth_template(registry_auth_path(ident)),
                        "DestPath": "secrets/registry.env", "Envvars": True, "ChangeMode": "restart"}],
         "KillTimeout": 30 * NS,
         "Meta": {"timeout_s": str(duration_seconds(spec.timeout))},
     }
+
+
+def _docker_mount(mount: contract.DataMount) -> dict[str, Any]:
+    """One entry of the docker driver's `mount` list (needs `volumes.enabled` on the clients for binds)."""
+    return {"type": "bind", "source": mount.source, "target": mount.target, "readonly": mount.read_only}
 
 
 def _auth_template(variable: str) -> str:
@@ -136,7 +160,18 @@ def _auth_template(variable: str) -> str:
             "REGISTRY_PASSWORD={{ .password }}\n{{ end }}")
 
 
+def _service_group(ident: str, service: Service, cluster: ClusterSettings) -> dict[str, Any]:
+    """A service's group: a dynamic port mapped to the manifest's port, a health check on it, and canaries."""
+    check = {"Name": PORT_LABEL, "Type": "http", "Path": service.health_path, "PortLabel": PORT_LABEL,
+             "Interval": cluster.check_interval_s * NS, "Timeout": cluster.check_timeout_s * NS}
+    return {
+        "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": PORT_LABEL, "To": service.port}]}],
+        "Services": [{"Name": ident, "PortLabel": PORT_LABEL, "Provider": "nomad", "Checks": [check]}],
+        "Update": _update_block(cluster),
+    }
+
+
 def _update_block(cluster: ClusterSettings) -> dict[str, Any]:
     return {"MaxParallel": 1, "Canary": cluster.canaries, "AutoRevert": True, "AutoPromote": False,
-            "HealthCheck": "task_states", "MinHealthyTime": cluster.min_healthy_s * NS,
+            "HealthCheck": "checks", "MinHealthyTime": cluster.min_healthy_s * NS,
             "HealthyDeadline": cluster.healthy_deadline_s * NS, "ProgressDeadline": cluster.progress_deadline_s * NS}

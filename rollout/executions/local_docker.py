@@ -50,12 +50,12 @@ class LocalDockerBackend:
             self._present.add(image)
         user = _job_user(job.output_path)
         try:
-            self._client.start_job(_container_job(job, image, user, token, route))
+            self._client.start_job(container_job(job, image, user, token, route))
         except DockerError as e:
             if e.status != 404:
                 raise
             self._client.pull(image, self._auth)  # removed from the engine since: pull it again, once
-            self._client.start_job(_container_job(job, image, user, token, route))
+            self._client.start_job(container_job(job, image, user, token, route))
         return PREFIX + token
 
     def find(self, token: str, job: JobDescription) -> str | None:
@@ -82,8 +82,9 @@ class LocalDockerBackend:
             self._client.remove_job(found.container_id)
 
 
-def _container_job(job: JobDescription, image: str, user: str, token: str, route: Route) -> ContainerJob:
-    """The container contract translated for the engine: this execution's own folders, the one CPU conversion."""
+def container_job(job: JobDescription, image: str, user: str, token: str, route: Route) -> ContainerJob:
+    """The container contract translated for the engine: this execution's own folders, the one CPU conversion
+    (public so tests compare it with the other translations)."""
     limits = contract.Limits(job.cpu_mhz, job.memory_mb, job.gpu)
     mounts = tuple(Mount(Path(m.source), m.target, read_only=m.read_only)
                    for m in contract.data_mounts(str(job.input_path.resolve()), str(job.output_path.resolve())))

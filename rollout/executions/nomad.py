@@ -2,9 +2,10 @@
 
 The parent (`<biomarker>-<variant>` stable, `<biomarker>-<variant>-canary` candidate) fixes the image digest, so a
 job is dispatched only to a parent whose `Meta.digest` is the digest the pin resolved to: the pinned build runs byte
-for byte, or the dispatch is refused. Sandbox paths travel as dispatch meta (`study`, `output`; a parent that does
-not accept `output` is refused) and must lie on the shared POSIX volume every node mounts. A lost allocation is
-replaced by Nomad once; a second loss fails the execution.
+for byte, or the dispatch is refused. The execution's own folders travel as dispatch meta (`study`, `output`,
+`execution_id`, absolute paths on the shared POSIX volume every node mounts at the same path); the parent's task binds
+exactly those (`rollout.jobspec`), so a parent that does not require them is refused: it would not isolate the
+execution. A lost allocation is replaced by Nomad once; a second loss fails the execution.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from rollout.executions.backend import Outcome, OutcomeStatus
 from rollout.executions.model import ExecutionError, JobDescription, Route
+from rollout.jobspec import DISPATCH_META
 from rollout.nomad import Allocation, NomadClient
 
 DONE = {"complete": "succeeded", "failed": "failed"}
@@ -40,16 +42,19 @@ class NomadBackend:
     def dispatch(self, token: str, job: JobDescription, route: Route) -> str:
         """Dispatch the route's parent; a repeated token returns the child Nomad already made."""
         parent = parent_job(job.biomarker, job.variant, route)
-        digest, allowed = self._parent(parent)
+        digest, required = self._parent(parent)
         if digest != job.digest:
             raise ExecutionError(
                 f"{parent} runs {digest or 'no known digest'}, not the pinned {job.digest}",
                 hint="Nomad runs only the tracks' images: deploy that version (rollout deploy) or run it locally.")
-        if "output" not in allowed:  # the outputs would land where the client never looks
-            raise ExecutionError(f"{parent} does not accept an output folder (meta `output`)",
-                                 hint="Redeploy the track with this version of rollout (rollout deploy).")
-        meta = {"study": str(job.input_path), "execution_id": job.labels.get("execution", token),
-                "output": str(job.output_path)}
+        missing = [key for key in DISPATCH_META if key not in required]
+        if missing:  # its task would not bind this execution's own folders
+            raise ExecutionError(
+                f"{parent} does not require the dispatch meta {', '.join(missing)}: it was deployed before executions "
+                "had their own input and output binds, and would not isolate this execution's data",
+                hint="Redeploy the track with this version of rollout (rollout deploy).")
+        meta = {"study": str(job.input_path.resolve()), "output": str(job.output_path.resolve()),
+                "execution_id": job.labels.get("execution", token)}
         return self._client.dispatch(parent, meta=meta, idempotency_token=token).job_id
 
     def wait(self, job_id: str, job: JobDescription) -> Outcome:
@@ -81,15 +86,15 @@ class NomadBackend:
                        reason="" if status == "succeeded" else f"allocation {alloc.id} failed", lost_nodes=lost)
 
     def _parent(self, parent: str) -> tuple[str | None, frozenset[str]]:
-        """The parent's digest and allowed meta keys, re-read after PARENT_TTL_S so a promotion is seen."""
+        """The parent's digest and required meta keys, re-read after PARENT_TTL_S so a promotion is seen."""
         cached = self._parents.get(parent)
         if cached is None or self._clock() - cached[0] > PARENT_TTL_S:
             view = self._client.job(parent).value
             if view is None:
                 raise ExecutionError(f"Nomad has no job {parent}", hint="Deploy the track first (rollout deploy).")
             spec = view.as_dict().get("ParameterizedJob") or {}
-            allowed = frozenset((spec.get("MetaRequired") or []) + (spec.get("MetaOptional") or []))
-            cached = (self._clock(), view.meta_value("digest"), allowed)
+            required = frozenset(spec.get("MetaRequired") or [])
+            cached = (self._clock(), view.meta_value("digest"), required)
             self._parents[parent] = cached
         return cached[1], cached[2]
 

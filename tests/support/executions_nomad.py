@@ -15,18 +15,18 @@ DIGESTS = {"1.0.0": "sha256:" + "1" * 64, "2.0.0": "sha256:" + "2" * 64}
 IMAGE = "registry.test/biomarkers/alpha"
 
 
-def parent_spec(job_id: str, version: str, *, allow_output: bool = True) -> dict[str, Any]:
+def parent_spec(job_id: str, version: str, *, legacy: bool = False) -> dict[str, Any]:
     """The parameterized parent the rollout controller deploys (`rollout.jobspec.build_job`) for one digest."""
     track: Track = "canary" if job_id.endswith("-canary") else "stable"
     spec = build_job(manifest("alpha"), "fast", Release("alpha", version, DIGESTS[version], IMAGE), track=track)
-    if not allow_output:  # a parent deployed before dispatches could name their output folder
-        spec["ParameterizedJob"]["MetaOptional"].remove("output")
+    if legacy:  # a parent deployed before executions had their own binds: `study` required, the rest optional
+        spec["ParameterizedJob"].update(MetaRequired=["study"], MetaOptional=["execution_id", "cohort", "output"])
     return spec
 
 
 def register_tracks(client: NomadClient, stable: str, candidate: str | None = None, *,
-                    allow_output: bool = True) -> None:
-    client.register(parent_spec("alpha-fast", stable, allow_output=allow_output), enforce_index=0)
+                    legacy: bool = False) -> None:
+    client.register(parent_spec("alpha-fast", stable, legacy=legacy), enforce_index=0)
     if candidate:
         client.register(parent_spec("alpha-fast-canary", candidate), enforce_index=0)
 

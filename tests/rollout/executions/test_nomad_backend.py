@@ -160,19 +160,28 @@ def _first_alloc(fake: FakeNomad, prefix: str, other_than: str = "") -> dict[str
     raise AssertionError("no allocation was placed")
 
 
-def test_dispatch_names_the_output_sandbox(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
+def test_two_executions_dispatch_their_own_study_and_output_folders(tmp_path: Path, fake: FakeNomad,
+                                                                     client: NomadClient) -> None:
     register_tracks(client, "1.0.0")
-    _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite")).submit(_request(tmp_path, "1.0.0"),
-                                                                                     wait=False)
-    [child] = [j for j in fake.state.jobs.values() if j.get("ParentID") == "alpha-fast"]
-    assert child["Meta"]["output"] == str((tmp_path / "out" / "1").resolve())
-
-
-def test_a_parent_without_an_output_sandbox_is_refused(tmp_path: Path, fake: FakeNomad, client: NomadClient) -> None:
-    register_tracks(client, "1.0.0", allow_output=False)
     submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
-    with pytest.raises(ExecutionError, match="does not accept an output folder"):
+    first = submitter.submit(_request(tmp_path, "1.0.0", n=1), wait=False)
+    second = submitter.submit(_request(tmp_path, "1.0.0", n=2), wait=False)
+    children = {j["Meta"]["execution_id"]: j["Meta"] for j in fake.state.jobs.values()
+                if j.get("ParentID") == "alpha-fast"}
+    # The parent binds exactly these into /data/input and /data/output, per dispatched child.
+    assert {k: children[first.id][k] for k in ("study", "output")} == {
+        "study": str((tmp_path / "in" / "1").resolve()), "output": str((tmp_path / "out" / "1").resolve())}
+    assert {k: children[second.id][k] for k in ("study", "output")} == {
+        "study": str((tmp_path / "in" / "2").resolve()), "output": str((tmp_path / "out" / "2").resolve())}
+
+
+def test_a_parent_that_would_not_bind_the_executions_folders_is_refused(tmp_path: Path, fake: FakeNomad,
+                                                                          client: NomadClient) -> None:
+    register_tracks(client, "1.0.0", legacy=True)
+    submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
+    with pytest.raises(ExecutionError, match="does not require the dispatch meta output, execution_id") as caught:
         submitter.submit(_request(tmp_path, "1.0.0"), wait=False)
+    assert "rollout deploy" in (caught.value.hint or "")
     assert not [j for j in fake.state.jobs.values() if j.get("ParentID") == "alpha-fast"]
 
 
