@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 Json = dict[str, Any]
@@ -117,6 +117,21 @@ class Node:
     status: str = "ready"
     eligible: bool = True
     drain: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)  # `${attr.*}`, e.g. {"kernel.name": "linux"}
+    meta: dict[str, str] = field(default_factory=dict)  # `${meta.*}`
+    datacenter: str = "dc1"
+
+
+class AllocDriver(Protocol):
+    """Runs placed allocations for real (tests/support/nomad_docker.py); every call is made under `fake.cond`."""
+
+    def attach(self, fake: FakeNomad) -> None: ...
+
+    def place(self, alloc: Json, job: Json, group: Json, node: Node) -> None: ...
+
+    def release(self, alloc_id: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -135,7 +150,11 @@ class FakeNomad:
     """The fake cluster; `with FakeNomad() as fake:` serves it at `fake.address`."""
 
     def __init__(self, *, tokens: dict[str, frozenset[str] | None] | None = None, region: str = "global",
-                 nodes: list[Node] | None = None, default_health: bool | None = True) -> None:
+                 nodes: list[Node] | None = None, default_health: bool | None = True,
+                 driver: AllocDriver | None = None) -> None:
+        """`driver`: run allocations as real containers (`nomad_docker.DockerDriver`); health then comes from the
+        tasks and checks, not from `default_health`/`image_health`/`batch_outcome`, and the clock runs in real
+        time (times the driver's `speed`)."""
         self.tokens = tokens
         self.region = region
         self.state = State()
@@ -145,11 +164,25 @@ class FakeNomad:
         self.default_health = default_health
         self.batch_outcome: dict[str, str] = {}
         self.reject_job_registration = False
-        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        self.driver = driver
+        self._now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC) if driver is None else datetime.now(UTC)
+        self._t0 = time.monotonic()
         self.injections: list[Injection] = []
         self.request_log: list[tuple[str, str]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def now(self) -> datetime:
+        """The cluster clock: fixed until `advance` without a driver, real time (times `speed`) with one."""
+        if self.driver is None:
+            return self._now
+        elapsed = (time.monotonic() - self._t0) * float(getattr(self.driver, "speed", 1.0))
+        return self._now + timedelta(seconds=elapsed)
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._now += value - self.now
 
     # ---------------------------------------------------------------- server lifecycle
     def __enter__(self) -> FakeNomad:
@@ -169,6 +202,9 @@ class FakeNomad:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        if self.driver is not None:
+            self.driver.attach(self)
+            threading.Thread(target=self._tick, daemon=True).start()
 
     def stop(self) -> None:
         if self._server:
@@ -176,6 +212,20 @@ class FakeNomad:
                 self.cond.notify_all()
             self._server.shutdown()
             self._server.server_close()
+            self._server = None
+        if self.driver is not None:
+            self.driver.close()  # removes every container this fake started
+
+    def _tick(self) -> None:
+        """Real-time clock (driver mode): deployment progress deadlines fire without `advance`."""
+        while self._server is not None:
+            time.sleep(0.2)
+            with self.cond:
+                before = [d["Status"] for d in self.state.deployments.values()]
+                for dep in list(self.state.deployments.values()):
+                    self._check_deadline(dep)
+                if before != [d["Status"] for d in self.state.deployments.values()]:
+                    self._commit("allocs", "deployments", "jobs")
 
     @property
     def address(self) -> str:
@@ -202,6 +252,7 @@ class FakeNomad:
             alloc["ClientStatus"] = status
             alloc["TaskStates"] = _task_states(alloc, "dead", failed=status == "failed")
             self._touch(alloc)
+            self._release(alloc)
             self._commit("allocs", "jobs")
 
     def add_node(self, node_class: str = "gpu", gpus: int = 1) -> str:
@@ -857,7 +908,7 @@ class FakeNomad:
     def _feasible(self, job: Json, group: Json) -> list[Node]:
         wanted = _node_class(job, group)
         return [n for n in self.nodes.values() if n.status == "ready" and n.eligible
-                and (wanted is None or n.node_class == wanted)]
+                and (wanted is None or n.node_class == wanted) and _node_matches(n, job, group)]
 
     def _free_gpus(self, node: Node) -> int:
         used = sum(_gpus_of_alloc(a) for a in self.state.allocs.values()
@@ -879,22 +930,26 @@ class FakeNomad:
                  "NodeName": node.name, "JobID": job["ID"], "JobType": job["Type"],
                  "JobVersion": job["Version"] if version is None else version, "TaskGroup": group["Name"],
                  "DesiredStatus": "run", "DesiredDescription": "", "DesiredTransition": {"Migrate": None},
-                 "ClientStatus": "pending" if job["Type"] == "batch" else "running", "ClientDescription": "",
+                 "ClientStatus": "pending" if job["Type"] == "batch" or self.driver else "running",
+                 "ClientDescription": "",
                  "TaskStates": None, "DeploymentID": deployment["ID"] if deployment else "",
                  "DeploymentStatus": {"Healthy": None, "Timestamp": None, "Canary": canary, "ModifyIndex": index}
                  if deployment else None, "PreviousAllocation": previous["ID"] if previous else "",
                  "NextAllocation": "", "FollowupEvalID": "", "CreateIndex": index, "ModifyIndex": index,
                  "AllocModifyIndex": index, "CreateTime": _ns_time(self.now), "ModifyTime": _ns_time(self.now),
                  "_image": _image(group), "_gpus": gpus}
-        alloc["TaskStates"] = _task_states(alloc, "running" if job["Type"] != "batch" else "pending", failed=False)
+        alloc["TaskStates"] = _task_states(alloc, "pending" if alloc["ClientStatus"] == "pending" else "running",
+                                           failed=False)
         self.state.allocs[alloc["ID"]] = alloc
         if previous:
             previous["NextAllocation"] = alloc["ID"]
         job.get("_queued", {}).pop(group["Name"], None)
         if deployment:
             self._placed_in_deployment(deployment, alloc, canary)
-        elif job["Type"] == "batch" and _image(group) in self.batch_outcome:
+        elif job["Type"] == "batch" and _image(group) in self.batch_outcome and not self.driver:
             alloc["ClientStatus"] = self.batch_outcome[_image(group)]
+        if self.driver:
+            self.driver.place(alloc, job, group, node)
         return alloc
 
     def _node_load(self, node: Node) -> int:
@@ -930,6 +985,12 @@ class FakeNomad:
         if alloc["ClientStatus"] in {"running", "pending"}:
             alloc["ClientStatus"] = "complete"
         self._touch(alloc)
+        self._release(alloc)
+
+    def _release(self, alloc: Json) -> None:
+        """The allocation is done: its containers stop (driver mode)."""
+        if self.driver:
+            self.driver.release(alloc["ID"])
 
     def _touch(self, alloc: Json) -> None:
         alloc["ModifyIndex"] = alloc["AllocModifyIndex"] = self.state.index + 1
@@ -1043,7 +1104,7 @@ class FakeNomad:
         if tg["RequireProgressBy"] is None and tg["ProgressDeadline"]:
             tg["RequireProgressBy"] = _iso(self.now + timedelta(seconds=tg["ProgressDeadline"] / NS))
         health = self.image_health.get(alloc["_image"], self.default_health)
-        if health is not None:
+        if health is not None and not self.driver:
             self._set_health(alloc, health, progress=False)
 
     def _set_health(self, alloc: Json, healthy: bool, *, progress: bool = True) -> None:
@@ -1055,7 +1116,9 @@ class FakeNomad:
                                      "ModifyIndex": self.state.index + 1}
         if not healthy:
             alloc["ClientStatus"] = "failed"
-            alloc["TaskStates"] = _task_states(alloc, "dead", failed=True)
+            if not self.driver:
+                alloc["TaskStates"] = _task_states(alloc, "dead", failed=True)
+            self._release(alloc)
         self._touch(alloc)
         if dep is None or dep["Status"] in TERMINAL_DEPLOY:
             return
@@ -1195,6 +1258,7 @@ class FakeNomad:
             alloc["DesiredDescription"] = ("alloc is lost since its node is down" if lost
                                            else "alloc is being migrated")
             self._touch(alloc)
+            self._release(alloc)
             self._replace(alloc)
         for dep in list(self.state.deployments.values()):
             if dep["Status"] == "running":
@@ -1339,7 +1403,8 @@ class FakeNomad:
 
     # ---------------------------------------------------------------- variables
     def _var(self, method: str, path: str, query: dict[str, str], body: Json | None) -> Any:
-        ns = self._ns(query)
+        # A write goes to the body's Namespace when it names one (as Nomad's Variables.Apply does), else the query's.
+        ns = str(_ci(body or {}, "Namespace") or self._ns(query))
         key = _key(ns, path)
         current = self.state.variables.get(key)
         if method == "GET":
@@ -1370,9 +1435,9 @@ class FakeNomad:
         return hits[0]["ModifyIndex"] if hits else self.state.tables.get("variables", 1)
 
     def _list_vars(self, query: dict[str, str], _: Any) -> tuple[list[Json], int]:
-        prefix = query.get("prefix", "")
+        prefix, ns = query.get("prefix", ""), self._ns(query)
         stubs = [{k: v for k, v in var.items() if k != "Items"} for var in self.state.variables.values()
-                 if var["Path"].startswith(prefix)]
+                 if var["Path"].startswith(prefix) and ns in ("*", var["Namespace"])]
         return sorted(stubs, key=lambda s: s["Path"]), self.state.tables.get("variables", 1)
 
 
@@ -1475,6 +1540,35 @@ def _node_class(job: Json, group: Json) -> str | None:
         if c.get("LTarget") == "${node.class}" and c.get("Operand", "=") in {"=", "=="}:
             return str(c.get("RTarget"))
     return None
+
+
+def node_value(node: Node, target: str) -> str | None:
+    """A node's value for `${node.class}`, `${node.unique.id}`, `${attr.X}`, `${meta.X}`...; None when unset."""
+    name = target.removeprefix("${").removesuffix("}")
+    fixed = {"node.class": node.node_class, "node.unique.id": node.id, "node.unique.name": node.name,
+             "node.datacenter": node.datacenter, "node.pool": "default"}
+    if name in fixed:
+        return fixed[name]
+    if name.startswith("attr."):
+        return node.attributes.get(name[5:])
+    if name.startswith("meta."):
+        return node.meta.get(name[5:])
+    return None
+
+
+def _node_matches(node: Node, job: Json, group: Json) -> bool:
+    """`=`/`!=`/`is_set`/`regexp` constraints on `${attr.*}`/`${meta.*}`/`${node.*}` (other targets are ignored)."""
+    tasks = [c for t in group.get("Tasks") or [] for c in t.get("Constraints") or []]
+    for c in [*(job.get("Constraints") or []), *(group.get("Constraints") or []), *tasks]:
+        target = str(c.get("LTarget") or "")
+        if not re.fullmatch(r"\$\{(attr|meta|node)\.[^}]+\}", target):
+            continue
+        value, op, want = node_value(node, target), c.get("Operand") or "=", str(c.get("RTarget") or "")
+        ok = {"=": value == want, "==": value == want, "!=": value != want, "is_set": value is not None,
+              "is_not_set": value is None, "regexp": value is not None and re.search(want, value) is not None}
+        if not ok.get(op, True):
+            return False
+    return True
 
 
 def _stub(alloc: Json) -> Json:

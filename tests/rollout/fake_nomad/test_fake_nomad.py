@@ -170,6 +170,19 @@ def test_variables_cas_and_release_store(fake: FakeNomad) -> None:
     assert r.status_code == 409
 
 
+def test_a_variable_lands_in_the_namespace_its_body_names(fake: FakeNomad) -> None:
+    r = requests.put(f"{fake.address}/v1/var/nomad/jobs/web", json={"Namespace": "imaging", "Items": {"k": "v"}},
+                     timeout=5)
+    assert r.status_code == 200 and r.json()["Namespace"] == "imaging"
+    assert requests.get(f"{fake.address}/v1/var/nomad/jobs/web", timeout=5).status_code == 404
+    read = requests.get(f"{fake.address}/v1/var/nomad/jobs/web", params={"namespace": "imaging"}, timeout=5).json()
+    assert read["Items"] == {"k": "v"} and read["Namespace"] == "imaging"
+    assert set(read) == {"Namespace", "Path", "Items", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime"}
+    assert requests.get(f"{fake.address}/v1/vars", timeout=5).json() == []
+    listed = requests.get(f"{fake.address}/v1/vars", params={"namespace": "*"}, timeout=5).json()
+    assert [(v["Namespace"], v["Path"]) for v in listed] == [("imaging", "nomad/jobs/web")]
+
+
 @pytest.mark.parametrize("via", ["client-report", "allocation-health-endpoint"])
 def test_blocking_read_of_a_jobs_deployment_wakes_when_an_allocation_turns_healthy(fake: FakeNomad, api: nomad.Nomad,
                                                                                    via: str) -> None:
