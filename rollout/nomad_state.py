@@ -61,3 +61,8 @@ class NomadReleaseStore:
         """Biomarkers with release state in `environment`."""
         prefix = f"{self.prefix}/{environment}/"
         return sorted(p[len(prefix):] for p in self.client.variable_paths(prefix))
+
+    def environments(self) -> list[str]:
+        """Environments with any release state (the first segment under the prefix)."""
+        prefix = f"{self.prefix}/"
+        return sorted({p[len(prefix):].split("/", 1)[0] for p in self.client.variable_paths(prefix)})

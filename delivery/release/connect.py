@@ -6,15 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
+from delivery import compose
 from delivery.audit import AuditLog
 from delivery.config import LOOPBACK, docker_config_credentials, registry_settings
 from delivery.environments import Environment, RegistryTarget, load_environment
-from delivery.paths import default_database_url, state_home
+from delivery.paths import state_home
 from delivery.provenance import VerifiedProvenance, verify_image
 from delivery.registry import RegistryClient
 from delivery.release.copy import Location
 from delivery.release.promote import Verifier
-from delivery.release.state import SqliteReleaseStore
+from delivery.release.state import ReleaseStore
 from delivery.secrets import from_env
 
 
@@ -59,14 +60,14 @@ def environment(name: str) -> Environment:
     return load_environment(name)
 
 
-def release_store() -> SqliteReleaseStore:
-    """The embedded default's release state (`$DELIVERY_HOME/release-state.sqlite`)."""
-    return SqliteReleaseStore(state_home() / "release-state.sqlite")
+def release_store() -> ReleaseStore:
+    """The configured release state: Nomad Variables in cluster mode, else `$DELIVERY_HOME/release-state.sqlite`."""
+    return compose.release_store(compose.load_config())
 
 
 def audit_log() -> AuditLog:
-    """The audit log in the ledger database."""
-    return AuditLog(default_database_url())
+    """The audit log in the configured ledger database (the shared one in cluster mode)."""
+    return compose.audit_log(compose.load_config())
 
 
 def default_public_key() -> Path:

@@ -84,6 +84,8 @@ class ReleaseStore(Protocol):
 
     def biomarkers(self, environment: str) -> list[str]: ...
 
+    def environments(self) -> list[str]: ...
+
 
 class SqliteReleaseStore:
     """Release state in one SQLite file; safe across threads and processes."""
@@ -135,6 +137,11 @@ class SqliteReleaseStore:
         with self._connect() as db:
             rows = db.execute("SELECT biomarker FROM release_state WHERE environment = ? ORDER BY 1", (environment,))
             return [str(r[0]) for r in rows]
+
+    def environments(self) -> list[str]:
+        """Environments with any release state."""
+        with self._connect() as db:
+            return [str(r[0]) for r in db.execute("SELECT DISTINCT environment FROM release_state ORDER BY 1")]
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

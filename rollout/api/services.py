@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from delivery.audit import AuditLog
-from delivery.config import registry_settings
-from delivery.docker import DockerClient, RegistryAuth
+from delivery.compose import apply_config_file
 from delivery.errors import ConfigError
 from delivery.manifest.model import Biomarker
-from delivery.paths import default_database_url, state_home
+from delivery.paths import state_home
 from delivery.registry import RegistryClient
-from delivery.release.state import ReleaseStore, SqliteReleaseStore
+from delivery.release.state import ReleaseStore
 from rollout.api.auth import TokenStore, default_tokens_path
 from rollout.api.dispatch import Dispatcher, NotifyingLedger
+from rollout.compose import compose
 from rollout.environment import default_environment
 from rollout.executions.backend import Backend
-from rollout.executions.local_docker import LocalDockerBackend
 from rollout.executions.manifests import FixedManifests, FolderManifests
-from rollout.executions.nomad import NomadBackend
 from rollout.executions.pins import PinResolver, RegistryPinResolver
 from rollout.executions.stats import LedgerExecutionStats
 from rollout.executions.submit import Submitter
-from rollout.nomad import NomadClient, NomadSettings
-from rollout.nomad_state import NomadReleaseStore
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -110,6 +107,7 @@ def build_services(*, config: ApiConfig, tokens: TokenStore, catalog: Catalog, s
 
 def services_from_env() -> Services:
     """The services `rollout serve` passes to its worker processes through DELIVERY_API_* variables."""
+    apply_config_file()  # DELIVERY_API_* may come from the configuration file too
     env = os.environ
     home = state_home()
     input_root = Path(env.get("DELIVERY_API_INPUT_ROOT") or home / "studies")
@@ -121,28 +119,10 @@ def services_from_env() -> Services:
         raise ConfigError("DELIVERY_API_ENVIRONMENTS names no environment")
     config = ApiConfig(input_root.resolve(), output_root.resolve(), environments,
                        secure_cookies=env.get("DELIVERY_API_SECURE_COOKIES", "") not in ("", "0"))
-    settings = registry_settings()
+    c = compose(argparse.Namespace(backend=env.get("DELIVERY_API_BACKEND") or None))
+    settings = c.registry()
     return build_services(
         config=config, tokens=TokenStore(default_tokens_path()),
         catalog=FolderCatalog(Path(env.get("DELIVERY_ORG_DIR") or "biomarkers")),
-        store=_store(home), registry=settings.client(),
-        backend=_backend(env.get("DELIVERY_API_BACKEND") or "docker", settings.auth()),
-        database_url=default_database_url())
-
-
-def _backend(name: str, auth: RegistryAuth) -> Backend:
-    """The execution backend by name, as `rollout submit --backend` builds it."""
-    if name == "nomad":
-        return NomadBackend(_nomad())
-    return LocalDockerBackend(DockerClient(), auth)
-
-
-def _nomad() -> NomadClient:
-    return NomadClient(NomadSettings.from_env())
-
-
-def _store(home: Path) -> ReleaseStore:
-    """Nomad Variables when NOMAD_ADDR is set (as `rollout deploy` does), else the embedded SQLite file."""
-    if os.environ.get("NOMAD_ADDR"):
-        return NomadReleaseStore(_nomad())
-    return SqliteReleaseStore(home / "release-state.sqlite")
+        store=c.store, registry=settings.client(), backend=c.backend(settings.auth()),
+        database_url=c.config.ledger_url())
