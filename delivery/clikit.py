@@ -56,6 +56,13 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 def dispatch(prog: str, description: str, epilog: str, commands: Iterable[ModuleType],
              argv: Sequence[str] | None) -> int:
     """A CLI's whole `main`: one parser, every command module's `register(sub)`, the one error handler."""
+    from delivery.compose import apply_config_file
+
+    try:
+        apply_config_file()  # $DELIVERY_CONFIG fills unset variables before any flag default is read
+    except DeliveryError as e:
+        print(f"error: {scrub(e.render())}", file=sys.stderr)
+        return e.exit_code
     parser = new_parser(prog, description, epilog)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in commands:
