@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from delivery import clikit
+from delivery.argtypes import bounded_float
 from delivery.audit import AuditLog
 from delivery.errors import UsageError
 from delivery.manifest import load_manifest
@@ -202,7 +203,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p = clikit.add_command(sub, name, fn, help=text, epilog=f"example:\n  rollout {name} emphysema --json\n{EXIT}")
         _common(p)
         if name == "watch":
-            p.add_argument("--wait", type=float, default=30.0, help="longest blocking query in seconds")
+            p.add_argument("--wait", type=bounded_float(0, 3600), default=30.0,
+                           help="longest blocking query in seconds")
     for what in ("promote", "pause", "resume", "abort", "rollback"):
         p = clikit.add_command(sub, what, _request(what), help=f"{what} the rollout (rollback is always allowed)",
                                epilog=f"example:\n  rollout {what} emphysema --reason 'why'\n{EXIT}")
