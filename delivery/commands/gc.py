@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from delivery import clikit, plugins
+from delivery.argtypes import bounded_int
 from delivery.audit import AuditEvent
 from delivery.environments import environments_dir
 from delivery.release import connect
@@ -42,8 +43,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = clikit.add_command(sub, "gc", _gc, epilog=EPILOG,
                                 help="delete old pre-releases nothing pins or ran recently (dry run unless --apply)")
     parser.add_argument("names", nargs="*", metavar="NAME", help="biomarkers (default: all under the prefix)")
-    parser.add_argument("--keep", type=int, required=True, metavar="N", help="newest pre-releases to keep")
-    parser.add_argument("--window-days", type=int, default=30, metavar="D",
+    parser.add_argument("--keep", type=bounded_int(0, 10_000), required=True, metavar="N",
+                        help="newest pre-releases to keep")
+    parser.add_argument("--window-days", type=bounded_int(1, 3650), default=30, metavar="D",
                         help="keep digests executions used in the last D days (default: %(default)s)")
     parser.add_argument("--apply", action="store_true", help="delete (default: dry run, deletes nothing)")
     connect.add_environment_flag(parser)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from delivery import clikit
+from delivery.argtypes import bounded_float
 from delivery.scm import BackendSpec, ScanOptions, ScanResult, open_backend
 from delivery.scm.etagcache import default_path
 
@@ -50,7 +51,7 @@ def add_org_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip names matching GLOB")
     parser.add_argument("--cache", type=Path, default=None, metavar="FILE",
                         help=f"ETag cache for --api rest (default {default_path()})")
-    parser.add_argument("--max-wait", type=float, default=3600.0, metavar="SECONDS",
+    parser.add_argument("--max-wait", type=bounded_float(0, 7 * 86400), default=3600.0, metavar="SECONDS",
                         help="longest wait for a rate-limit reset before the scan stops as partial")
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from delivery import clikit
+from delivery.argtypes import bounded_int
 from delivery.commands.pipelines import add_jenkins_arguments, add_settings_arguments, jenkins_client, settings_of
 from delivery.commands.scan import add_org_arguments, spec_from_args
 from delivery.pipelines.sync import sync_repository
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = clikit.add_command(inner, "serve", _serve, help="serve GitHub webhooks until interrupted", epilog=EPILOG)
     parser.add_argument("--secret-env", required=True, metavar="VAR", help="variable holding the webhook secret")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--port", type=bounded_int(1, 65535), default=8080, help="port to listen on (default 8080)")
     add_org_arguments(parser)
     add_settings_arguments(parser)
     add_jenkins_arguments(parser)

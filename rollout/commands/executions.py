@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime
 
 from delivery import clikit
+from delivery.argtypes import bounded_int
 from rollout.executions.resume import resume
 from rollout.executions.submit import describe
 from rollout.executions.wiring import add_service_flags, collector, ledger
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing.add_argument("--biomarker", help="only this biomarker")
     listing.add_argument("--version", dest="version_filter", metavar="VERSION", help="only this resolved version")
     listing.add_argument("--since", type=datetime.fromisoformat, help="only executions created since (ISO time)")
-    listing.add_argument("--limit", type=int, default=200, help="at most this many (default 200, the latest)")
+    listing.add_argument("--limit", type=bounded_int(1, 1_000_000), default=200,
+                         help="at most this many (default 200, the latest)")
     listing.add_argument("--oldest-first", action="store_true",
                          help="the first executions recorded (since --since), oldest first")
     clikit.add_json_flag(listing)

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from delivery import clikit
+from delivery.argtypes import bounded_int
 from delivery.config import add_registry_flag
 from delivery.errors import DeliveryError
 
@@ -80,8 +81,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `rollout serve`."""
     p = clikit.add_command(sub, "serve", _serve, help="serve the REST API and the live status page", epilog=EPILOG)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    p.add_argument("--port", type=bounded_int(1, 65535), default=8080, help="port (default 8080)")
+    p.add_argument("--workers", type=bounded_int(1, 256), default=1, help="server processes (default 1)")
     p.add_argument("--tokens", type=Path, default=None,
                    help="token file (default $DELIVERY_API_TOKENS or $DELIVERY_HOME/api-tokens.yaml)")
     p.add_argument("--input-root", type=Path, default=None,
