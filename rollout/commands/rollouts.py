@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,24 +10,20 @@ from pathlib import Path
 
 from delivery import clikit
 from delivery.argtypes import bounded_float
-from delivery.audit import AuditLog
 from delivery.errors import UsageError
 from delivery.manifest import load_manifest
-from delivery.paths import default_database_url, state_home
-from delivery.release.state import ReleaseStore, SqliteReleaseStore
-from rollout import freeze
+from delivery.release.state import ReleaseStore
+from rollout import deploy_source, freeze
+from rollout.compose import Composition, compose
 from rollout.controller import operations
 from rollout.controller.loop import Controller, load_status
-from rollout.controller.model import ReleaseRef, RolloutStatus
+from rollout.controller.model import RolloutStatus
 from rollout.environment import default_environment
-from rollout.executions.ledger import Ledger
-from rollout.executions.stats import LedgerExecutionStats
 from rollout.jobspec import Release
-from rollout.nomad import NomadClient, NomadSettings
-from rollout.nomad_state import NomadReleaseStore
-from rollout.scheduler import LocalScheduler, Scheduler
+from rollout.nomad import NomadClient
+from rollout.scheduler import Scheduler
 
-VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")  # what the API's freeze request accepts
+VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$")  # what the API's freeze request accepts
 MAX_FREEZE_HOURS = 24 * 366 * 10
 EXIT = "exit status: 0 done, 1 failed or rolled back, 2 usage error, 3 waiting on a human"
 
@@ -39,12 +34,8 @@ def _now() -> datetime:
 
 def _backend(args: argparse.Namespace) -> tuple[ReleaseStore, Scheduler]:
     """`--nomad-addr`/NOMAD_ADDR → Nomad (Variables + jobs); else the embedded default (SQLite + local record)."""
-    address = args.nomad_addr or os.environ.get("NOMAD_ADDR")
-    if address:
-        client = NomadClient(NomadSettings.from_env(address, namespace=args.namespace, region=args.region))
-        return NomadReleaseStore(client), client
-    home = state_home()
-    return SqliteReleaseStore(home / "release-state.sqlite"), LocalScheduler(home / "local-scheduler.json")
+    c = compose(args)
+    return c.store, c.scheduler
 
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -58,28 +49,10 @@ def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
         clikit.add_json_flag(p)
 
 
-class _NoVerifier:
-    """Embedded default without keys: refuses, so nothing unverified is ever deployed."""
-
-    def verify(self, release: ReleaseRef) -> str:
-        from rollout.provenance import ProvenanceRejected
-
-        raise ProvenanceRejected("no provenance verifier configured",
-                                 hint="Pass --public-key (CI's signing.pub) so the attestation can be checked.")
-
-
-def _controller(args: argparse.Namespace, store: ReleaseStore, scheduler: Scheduler) -> Controller:
-    verifier: object = _NoVerifier()
-    if getattr(args, "public_key", None):
-        from delivery.config import registry_settings
-        from rollout.provenance import RegistryProvenanceVerifier
-
-        # Same lookup as every delivery command: --registry/DELIVERY_REGISTRY, else `delivery local up`'s registry.
-        verifier = RegistryProvenanceVerifier(registry_settings(args).client(), args.public_key)
-    # Gates judge the candidate on what the execution ledger recorded (submissions, paired shadow runs).
-    stats = LedgerExecutionStats(Ledger(default_database_url()))
-    return Controller(environment=args.environment, biomarker=args.biomarker, scheduler=scheduler, store=store,
-                      verifier=verifier, stats=stats, clock=_now)  # type: ignore[arg-type]
+def _controller(args: argparse.Namespace, c: Composition) -> Controller:
+    """The configuration's store, scheduler and verifier (--public-key, DELIVERY_PUBLIC_KEY or the home's key;
+    none refuses); gates judge the candidate on what the execution ledger recorded."""
+    return c.controller_for(args.environment, args.biomarker, clock=_now)
 
 
 def _report(status: RolloutStatus | None, as_json: bool) -> int:
@@ -103,20 +76,44 @@ def _report(status: RolloutStatus | None, as_json: bool) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    store, scheduler = _backend(args)
     manifest = load_manifest(args.manifest)
     variant = args.variant or next(iter(manifest.variants))
-    image, _, version = args.image.rpartition(":")
-    release = Release(manifest.name, version, args.digest, image)
     if args.override_freeze and not args.reason:
         raise UsageError("--override-freeze needs --reason")
-    # Built first: a missing credential or key must fail before any release state is written.
-    controller = _controller(args, store, scheduler)
-    operations.start_rollout(store=store, scheduler=scheduler, manifest=manifest, variant=variant, release=release,
-                             environment=args.environment, now=_now(),
-                             audit=AuditLog(default_database_url()),
+    source = deploy_source.DeploySource(args.channel, args.version, args.image, args.digest)
+    c = compose(args)
+    release = deploy_source.typed(source, manifest.name) if not source.from_release_state else \
+        deploy_source.pick(source, c.store.read(args.environment, manifest.name).state, _version_lookup(args, c))
+    # Built and checked first: a missing credential, key or attestation fails before anything is written.
+    controller, audit = _controller(args, c), c.audit()
+    controller.verifier.verify(deploy_source.reference(release))
+    if c.nomad is not None:
+        _publish_pull_credentials(c.nomad, c, manifest.name, variant, manifest.job_type)
+    operations.start_rollout(store=c.store, scheduler=c.scheduler, manifest=manifest, variant=variant,
+                             release=release, environment=args.environment, now=_now(), audit=audit,
                              override_reason=args.reason if args.override_freeze else None)
     return _report(controller.run(), args.json)
+
+
+def _version_lookup(args: argparse.Namespace, c: Composition) -> deploy_source.VersionLookup:
+    """`--version` no channel pins: the environment's registry decides (the environment is loaded only then)."""
+    def lookup(biomarker: str, version: str) -> Release:
+        from delivery.environments import load_environment
+
+        env = load_environment(args.environment)
+        return deploy_source.registry_lookup(c.registry_client_for(env.registry), env)(biomarker, version)
+    return lookup
+
+
+def _publish_pull_credentials(client: NomadClient, c: Composition, biomarker: str, variant: str,
+                              job_type: str) -> None:
+    """Cluster mode: the registry credentials a job's template reads at `nomad/jobs/<job id>` (its own identity)."""
+    from rollout.jobspec import job_id
+    from rollout.registry_auth import publish
+
+    ids = [job_id(biomarker, variant)] + ([job_id(biomarker, variant, "canary")] if job_type == "batch" else [])
+    username, password = c.pull_credentials()
+    publish(client, ids, username, password)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -125,17 +122,16 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    store, scheduler = _backend(args)
-    ctl = _controller(args, store, scheduler)
+    ctl = _controller(args, compose(args))
     return _report(ctl.run(wait=lambda c: c.block_for_change(args.wait)), args.json)
 
 
 def _request(what: str) -> clikit.Handler:
     def handler(args: argparse.Namespace) -> int:
-        store, scheduler = _backend(args)
-        operations.request(store, args.environment, args.biomarker, what, now=_now(), reason=args.reason or "",
-                           audit=AuditLog(default_database_url()))
-        return _report(_controller(args, store, scheduler).run(), args.json)
+        c = compose(args)
+        operations.request(c.store, args.environment, args.biomarker, what, now=_now(), reason=args.reason or "",
+                           audit=c.audit())
+        return _report(_controller(args, c).run(), args.json)
 
     return handler
 
@@ -152,12 +148,12 @@ def _freeze(args: argparse.Namespace) -> int:
     minutes = _bounded("--duration", args.duration, freeze.MAX_WINDOW_S / 60)
     if args.pin is not None and not VERSION.match(args.pin):
         raise UsageError(f"--pin {args.pin!r} is not a version like 1.4.2", hint="Pin an exact released version.")
-    store, _ = _backend(args)
+    c = compose(args)
     expires = _now() + timedelta(hours=hours) if hours else None
     item = freeze.new_freeze(reason=args.reason, owner=args.owner, now=_now(), expires_at=expires,
                              version=args.pin, cohort=args.cohort, cron=args.cron,
                              duration_s=int(minutes * 60) if minutes else None, timezone=args.tz)
-    operations.add_freeze(store, args.environment, args.biomarker, item, AuditLog(default_database_url()))
+    operations.add_freeze(c.store, args.environment, args.biomarker, item, c.audit())
     if args.json:
         clikit.print_json(item.model_dump(mode="json"))
     else:
@@ -166,9 +162,8 @@ def _freeze(args: argparse.Namespace) -> int:
 
 
 def _unfreeze(args: argparse.Namespace) -> int:
-    store, _ = _backend(args)
-    operations.remove_freeze(store, args.environment, args.biomarker, args.id, AuditLog(default_database_url()),
-                             args.reason or "")
+    c = compose(args)
+    operations.remove_freeze(c.store, args.environment, args.biomarker, args.id, c.audit(), args.reason or "")
     print(f"lifted: {args.id}")
     return 0
 
@@ -187,12 +182,18 @@ def _history(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the rollout commands."""
     p = clikit.add_command(sub, "deploy", _deploy, help="start a progressive rollout of a version", epilog=(
-        "example:\n  rollout deploy emphysema --manifest biomarker.yaml --image reg/biomarkers/emphysema:1.4.2 "
-        "--digest sha256:... --public-key keys/signing.pub\n" + EXIT))
+        "examples:\n  rollout deploy emphysema --manifest biomarker.yaml --channel candidate   # what candidate holds\n"
+        "  rollout deploy emphysema --manifest biomarker.yaml --version 1.4.2\n"
+        "  rollout deploy emphysema --manifest biomarker.yaml --image reg/biomarkers/emphysema:1.4.2 "
+        "--digest sha256:... --public-key keys/signing.pub\n"
+        "The attestation is checked before anything is written; in cluster mode the jobs' registry pull\n"
+        "credentials are published at nomad/jobs/<job id>.\n" + EXIT))
     _common(p)
     p.add_argument("--manifest", type=Path, required=True, help="the biomarker.yaml")
-    p.add_argument("--image", required=True, help="REGISTRY/IMAGE:VERSION")
-    p.add_argument("--digest", required=True, help="sha256:... the image is pinned by")
+    p.add_argument("--channel", help="deploy what this channel of the environment holds (image, version, digest)")
+    p.add_argument("--version", help="deploy this version (as a channel pins it, else the environment's registry)")
+    p.add_argument("--image", help="REGISTRY/IMAGE:VERSION (not needed with --channel/--version; must agree)")
+    p.add_argument("--digest", help="sha256:... the image is pinned by (not needed with --channel/--version)")
     p.add_argument("--variant", help="variant to roll out (default: the first)")
     p.add_argument("--public-key", type=Path, help="CI signing public key to verify the attestation")
     p.add_argument("--override-freeze", action="store_true", help="break-glass past a freeze (audited)")
