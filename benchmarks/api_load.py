@@ -80,8 +80,8 @@ def setup(work: Path, fake: FakeNomad) -> tuple[dict[str, str], Path]:
     NomadClient(NomadSettings(address=fake.address)).register(
         {"ID": f"{NAME}-fast", "Name": f"{NAME}-fast", "Type": "batch", "Datacenters": ["*"],
          "TaskGroups": [{"Name": "fast", "Count": 1, "Tasks": [task]}],
-         "ParameterizedJob": {"Payload": "forbidden", "MetaRequired": ["study"],
-                              "MetaOptional": ["execution_id", "output"]},
+         "ParameterizedJob": {"Payload": "forbidden", "MetaRequired": ["study", "output", "execution_id"],
+                              "MetaOptional": ["cohort"]},
          "Meta": {"digest": digest}}, enforce_index=0)
     fake.batch_outcome[image] = "complete"
     (work / "org" / NAME).mkdir(parents=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from delivery import contract
 from delivery.docker import ContainerJob, DockerClient, Mount, RegistryAuth
 from delivery.localenv import start_registry
 from delivery.registry import RegistryClient
@@ -38,6 +39,7 @@ from tests.support.images import static_busybox
 
 TARGET_PER_S = 100.0
 TARGET_OVERHEAD = 0.10
+LIMITS = contract.Limits(500, 64)  # the benchmark manifest's `fast` variant
 
 
 def submitter(work: Path, registry: RegistryClient, backend: Backend) -> Submitter:
@@ -55,8 +57,9 @@ def dispatch_rate(work: Path, registry: RegistryClient, built: Built, count: int
                 "Resources": {"CPU": 500, "MemoryMB": 64}}
         client.register({"ID": "bench-fast", "Name": "bench-fast", "Type": "batch", "Datacenters": ["*"],
                          "TaskGroups": [{"Name": "fast", "Count": 1, "Tasks": [task]}],
-                         "ParameterizedJob": {"Payload": "forbidden", "MetaRequired": ["study"],
-                                              "MetaOptional": ["execution_id", "output"]},
+                         "ParameterizedJob": {"Payload": "forbidden",
+                                              "MetaRequired": ["study", "output", "execution_id"],
+                                              "MetaOptional": ["cohort"]},
                          "Meta": {"digest": built.digest}}, enforce_index=0)
         backend = _TimedBackend(NomadBackend(client))
         service = submitter(work / "nomad", registry, backend)
@@ -140,8 +143,8 @@ def _writable(out: Path) -> None:
 
 
 def _env(built: Built) -> dict[str, str]:
-    return {"DELIVERY_EXECUTION_ID": "bare", "DELIVERY_IMAGE": built.reference, "DELIVERY_IMAGE_DIGEST": built.digest,
-            "DELIVERY_BIOMARKER": "bench", "DELIVERY_VARIANT": "fast"}
+    identity = contract.Identity("bench", built.version, "fast", built.reference, built.digest)
+    return contract.environment(identity, execution_id="bare")  # as the local backend gives it
 
 
 def _user() -> str:
@@ -152,14 +155,14 @@ def _bare_job(built: Built, source: Path, out: Path) -> ContainerJob:
     return ContainerJob(image=f"{built.image}@{built.digest}", command=("sh", "/app/run.sh"),
                         mounts=(Mount(source.resolve(), "/data/input", True),
                                 Mount(out.resolve(), "/data/output", False)),
-                        nano_cpus=500_000_000, memory_bytes=64 * 2**20, user=_user(), timeout_s=60,
+                        nano_cpus=LIMITS.nano_cpus(), memory_bytes=LIMITS.memory_bytes, user=_user(), timeout_s=60,
                         environment=_env(built))
 
 
 def _bare_cli(built: Built, source: Path, out: Path) -> None:
     env = [arg for k, v in _env(built).items() for arg in ("-e", f"{k}={v}")]
     subprocess.run(["docker", "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp:rw,size=256m",  # noqa: S108
-                    "--cpus", "0.5", "--memory", "64m", "--memory-swap", "64m", "--user", _user(),
+                    "--cpus", str(LIMITS.cpus()), "--memory", "64m", "--memory-swap", "64m", "--user", _user(),
                     "--cap-drop", "ALL", "--security-opt", "no-new-privileges", *env,
                     "-v", f"{source.resolve()}:/data/input:ro", "-v", f"{out.resolve()}:/data/output:rw",
                     f"{built.image}@{built.digest}", "sh", "/app/run.sh"], check=True, capture_output=True)
