@@ -260,11 +260,12 @@ class NomadClient:
             raise nomad_exc.BaseNomadException(resp)
         return resp
 
-    def _blocking(self, what: str, path: str, index: int, wait: float | None) -> Blocking[Any]:
-        params: Json = {}
+    def _blocking(self, what: str, path: str, index: int, wait: float | None,
+                  query: Json | None = None) -> Blocking[Any]:
+        params: Json = dict(query or {})
         timeout = self.settings.timeout
         if index and wait:
-            params = {"index": index, "wait": f"{int(wait * 1000)}ms"}
+            params.update(index=index, wait=f"{int(wait * 1000)}ms")
             timeout += wait * 1.1
         resp = self._call(what, lambda: self._raw("GET", path, params=params, timeout=timeout), retry=True)
         return Blocking(resp.json(), int(resp.headers.get("X-Nomad-Index", "0")))
@@ -441,6 +442,14 @@ class NomadClient:
         data = self._call(f"write variable {path}",
                           lambda: self.api.variable.create_variable(path, body, cas=cas), retry=True)
         return _variable(data)
+
+    def variables_index(self, prefix: str, *, index: int = 0, wait: float | None = None) -> int:
+        """The index of the Variables under `prefix`; blocks while `index` is current (a write there wakes it).
+
+        Raises:
+            NomadError: Nomad failed after retries.
+        """
+        return self._blocking(f"watch variables {prefix}", "vars", index, wait, {"prefix": prefix}).index
 
     def variable_paths(self, prefix: str) -> tuple[str, ...]:
         """Paths of the Variables under `prefix`.
