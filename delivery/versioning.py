@@ -25,7 +25,9 @@ from delivery.errors import UsageError
 
 Version = semver.Version
 
-_PARTIAL = re.compile(r"^v?(?P<major>\d+|[xX*])(?:\.(?P<minor>\d+|[xX*]))?(?:\.(?P<patch>\d+|[xX*]))?$")
+# [0-9], never \d: Arabic-Indic or other non-ASCII digits would otherwise read as 1.0.0 and name a tag nobody
+# pushed.
+_PARTIAL = re.compile(r"^v?(?P<major>[0-9]+|[xX*])(?:\.(?P<minor>[0-9]+|[xX*]))?(?:\.(?P<patch>[0-9]+|[xX*]))?$")
 RESERVED_SUFFIXES = (".yank", ".att", ".sig", ".sbom")
 _COMPARATOR = re.compile(r"^(?P<op>>=|<=|>|<|=|~|\^)?\s*(?P<version>\S+)$")
 _OPS: dict[str, Callable[[Version, Version], bool]] = {
@@ -35,6 +37,8 @@ _OPS: dict[str, Callable[[Version, Version], bool]] = {
 
 def parse_version(text: str) -> Version | None:
     """A full semantic version (`1.4.2`, `1.4.2-rc.1+build.7`, optional leading `v`), or None."""
+    if not text.isascii():  # semver's grammar is ASCII; never let a locale's digits through
+        return None
     try:
         return Version.parse(text.removeprefix("v"))
     except (ValueError, TypeError):

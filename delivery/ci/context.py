@@ -14,7 +14,7 @@ import semver
 
 from delivery.ci.git import git
 
-RELEASE_TAG = re.compile(r"^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
+RELEASE_TAG = re.compile(r"^v([0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?)$")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ class FreezeRequest(_Body):
 
     reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
     hours: float | None = Field(None, gt=0, le=24 * 90, description="expires after this many hours (default never)")
-    version: str | None = Field(None, pattern=r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$", description="version pin")
+    version: str | None = Field(None, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$",
+                                description="version pin (ASCII digits)")
     cohort: str | None = Field(None, pattern=LABEL, description="trial cohort: pins only that cohort")
     environment: str | None = Field(None, pattern=NAME)
 

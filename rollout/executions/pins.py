@@ -14,7 +14,7 @@ from delivery.release.resolve import RegistryView, ReleaseView, ResolveError, ch
 from delivery.release.state import Freeze, ReleaseState
 from rollout.executions.model import ExecutionError, Resolved
 
-SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+SEMVER = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 CHANNEL = re.compile(r"^[a-z][a-z0-9-]*$")
 
 

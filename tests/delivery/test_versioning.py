@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,3 +131,30 @@ def test_documented_examples(spec: str, inside: str, outside: str) -> None:
 def test_nonsense_ranges_are_usage_errors(spec: str) -> None:
     with pytest.raises(UsageError):
         parse_range(spec)
+
+
+ARABIC_INDIC = "\u0661.\u0660.\u0660"  # looks like 1.0.0 to Python's \d, names no tag anyone pushed
+
+
+@pytest.mark.parametrize("text", [ARABIC_INDIC, "\u0661.2.3", "1.\uff12.3", "1.2.3-rc.\u0661"])
+def test_versions_are_ascii_only(text: str) -> None:
+    assert parse_version(text) is None and version_of_tag(text) is None
+    for spec in (text, f"={text}", f"^{text}", f">={text} <9.0.0"):
+        with pytest.raises(UsageError):
+            parse_range(spec)
+
+
+@pytest.mark.parametrize("spec", ["^\u0661", "~\u0661.\u0662", "\u0661.x", ">=\u0661"])
+def test_partial_versions_in_ranges_are_ascii_only(spec: str) -> None:
+    with pytest.raises(UsageError):
+        parse_range(spec)
+
+
+def test_rollout_freeze_refuses_a_pin_of_non_ascii_digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from rollout.cli import main
+
+    monkeypatch.setenv("DELIVERY_HOME", str(tmp_path))
+    monkeypatch.delenv("NOMAD_ADDR", raising=False)
+    code = main(["freeze", "alpha", "--reason", "trial", "--owner", "qa", "--pin", ARABIC_INDIC])
+    assert code == 2 and "--pin" in capsys.readouterr().err
