@@ -25,6 +25,7 @@ from delivery.paths import state_home
 from delivery.registry import RegistryClient
 from delivery.release.connect import client_for
 from delivery.release.state import ReleaseStore
+from delivery.secrets import Secret, from_env
 from rollout.controller.decide import Action
 from rollout.controller.loop import Controller, ProvenanceVerifier
 from rollout.controller.model import ReleaseRef
@@ -36,6 +37,10 @@ from rollout.nomad_state import NomadReleaseStore
 from rollout.scheduler import LocalScheduler, Scheduler
 
 Config = root.Config
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def nomad_settings(config: Config) -> NomadSettings:
@@ -99,6 +104,15 @@ class Composition:
             return settings.client()
         return client_for(host, args=self.args)
 
+    def pull_credentials(self) -> tuple[str, Secret]:
+        """What Nomad pulls images with: DELIVERY_NOMAD_PULL_USER/_PASSWORD(_FILE), else the registry's own."""
+        user = os.environ.get("DELIVERY_NOMAD_PULL_USER")
+        password = from_env("DELIVERY_NOMAD_PULL_PASSWORD", required=False)
+        if user and password:
+            return user, password
+        settings = self.registry()
+        return settings.username, settings.password
+
     def backend_name(self) -> str:
         """`--backend`, else `DELIVERY_BACKEND`, else `nomad` in cluster mode and `docker` embedded."""
         chosen = getattr(self.args, "backend", None) or os.environ.get("DELIVERY_BACKEND")
@@ -128,11 +142,11 @@ class Composition:
         return RegistryVerifier(self.registry_client_for, key) if key else RefusingVerifier()
 
     def controller_for(self, environment: str, biomarker: str, *, verifier: ProvenanceVerifier | None = None,
-                       on_action: Callable[[Action], None] | None = None) -> Controller:
+                       on_action: Callable[[Action], None] | None = None,
+                       clock: Callable[[], datetime] = _utcnow) -> Controller:
         """A controller for one rollout, on this configuration's store, scheduler and ledger."""
         return Controller(environment=environment, biomarker=biomarker, scheduler=self.scheduler, store=self.store,
-                          verifier=verifier or self.verifier(), stats=self.stats(),
-                          clock=lambda: datetime.now(UTC), on_action=on_action)
+                          verifier=verifier or self.verifier(), stats=self.stats(), clock=clock, on_action=on_action)
 
     def rollouts(self) -> list[tuple[str, str]]:
         """Every (environment, biomarker) whose release state holds a rollout, in every environment."""

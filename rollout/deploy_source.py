@@ -12,6 +12,7 @@ from delivery.registry import RegistryClient
 from delivery.release.resolve import gather_registry
 from delivery.release.state import ReleaseState
 from delivery.versioning import require_version, tag_of
+from rollout.controller.model import ReleaseRef
 from rollout.jobspec import Release
 
 # Looks a version up in the environment's registry: (biomarker, version) -> the release it names.
@@ -35,6 +36,11 @@ class DeploySource:
     def from_release_state(self) -> bool:
         """True when the release state (a channel or version) decides, not the typed image alone."""
         return bool(self.channel or self.version)
+
+
+def reference(release: Release) -> ReleaseRef:
+    """The release as the provenance verifier checks it."""
+    return ReleaseRef(version=release.version, digest=release.digest, image=release.image)
 
 
 def typed(source: DeploySource, biomarker: str) -> Release:

@@ -81,17 +81,20 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.override_freeze and not args.reason:
         raise UsageError("--override-freeze needs --reason")
     source = deploy_source.DeploySource(args.channel, args.version, args.image, args.digest)
+    typed = None if source.from_release_state else deploy_source.typed(source, manifest.name)
     c = compose(args)
-    release = deploy_source.typed(source, manifest.name) if not source.from_release_state else \
-        deploy_source.pick(source, c.store.read(args.environment, manifest.name).state, _version_lookup(args, c))
-    # Built and checked first: a missing credential, key or attestation fails before anything is written.
+    state = c.store.read(args.environment, manifest.name).state
+    release = typed or deploy_source.pick(source, state, _version_lookup(args, c))
+    override = args.reason if args.override_freeze else None
+    # Checked first: a freeze, a missing credential, key or attestation fails before anything is written.
+    operations._check_freeze(state, _now(), override, freeze.environment_windows(args.environment))
     controller, audit = _controller(args, c), c.audit()
     controller.verifier.verify(deploy_source.reference(release))
     if c.nomad is not None:
         _publish_pull_credentials(c.nomad, c, manifest.name, variant, manifest.job_type)
     operations.start_rollout(store=c.store, scheduler=c.scheduler, manifest=manifest, variant=variant,
                              release=release, environment=args.environment, now=_now(), audit=audit,
-                             override_reason=args.reason if args.override_freeze else None)
+                             override_reason=override)
     return _report(controller.run(), args.json)
 
 

@@ -37,7 +37,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def fake(home: Path) -> Iterator[FakeNomad]:
+def fake(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNomad]:
+    # Cluster mode needs the shared ledger named (no command falls back to a local file); a file URL stands in.
+    monkeypatch.setenv("DELIVERY_DATABASE_URL", f"sqlite:///{home.parent / 'shared-ledger.sqlite'}")
     with FakeNomad() as f:
         yield f
 
