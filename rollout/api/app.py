@@ -22,7 +22,7 @@ from delivery.release.state import ConflictError
 from rollout import freeze as freezes
 from rollout.api.auth import Principal, Role
 from rollout.api.dispatch import Busy, PlanningFailed
-from rollout.api.middleware import AccessLog, BodyLimit
+from rollout.api.middleware import AccessLog, BodyLimit, SecurityHeaders
 from rollout.api.schemas import (
     IDEMPOTENCY_KEY,
     NAME,
@@ -135,6 +135,7 @@ def create_app(services: Services) -> FastAPI:
     install_page(app, services)
     app.add_middleware(BodyLimit, limit=services.config.max_body_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

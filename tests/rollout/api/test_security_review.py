@@ -10,3 +10,15 @@ def test_a_freeze_pinned_to_non_ascii_digits_is_refused(api: Api) -> None:
         refused = manager.post(f"/v1/biomarkers/{NAME}/freezes",
                                json={"reason": "trial", "version": "\u0661.\u0660.\u0660"})
     assert refused.status_code == 422 and refused.json()["field"] == "body.version"
+
+
+def test_every_response_says_nosniff_and_no_referrer(api: Api) -> None:
+    with api.client(None) as anonymous, api.client("developer") as developer:
+        responses = [anonymous.get("/"), anonymous.get("/healthz"), anonymous.get("/v1/biomarkers"),
+                     anonymous.get("/static/status.css"), anonymous.get("/nowhere"),
+                     developer.get(f"/v1/biomarkers/{NAME}/versions"),
+                     developer.post("/v1/executions", content=b"x" * (64 * 1024))]
+    assert [r.status_code for r in responses] == [200, 200, 401, 200, 404, 200, 413]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
+        assert response.headers["referrer-policy"] == "no-referrer", response.url
