@@ -89,26 +89,29 @@ def build_job(manifest: Biomarker, variant: str, release: Release, *, track: Tra
                             hint=f"Choose one of: {', '.join(sorted(manifest.variants))}.")
     ident = job_id(manifest.name, variant, track)
     gpu = manifest.variants[variant].resources.gpu
-    group: dict[str, Any] = {
-        "Name": variant, "Count": cluster.service_count if manifest.service is not None else 1,
-        "Tasks": [_task(manifest, variant, release, ident)],
-        "RestartPolicy": {"Attempts": 0, "Mode": "fail"} if manifest.service is None else None,
-    }
     job: dict[str, Any] = {
         "ID": ident, "Name": ident, "Type": manifest.job_type, "Datacenters": list(cluster.datacenters),
         "Constraints": [{"LTarget": "${node.class}", "Operand": "=",
                          "RTarget": cluster.gpu_node_class if gpu else cluster.cpu_node_class}],
-        "TaskGroups": [group],
+        "TaskGroups": [_group(manifest, variant, release, ident, cluster)],
         "Meta": {"biomarker": manifest.name, "variant": variant, "version": release.version,
                  "digest": release.digest, "attestation_digest": release.attestation_digest, "track": track},
     }
     if manifest.service is None:
         job["ParameterizedJob"] = {"Payload": "forbidden", "MetaRequired": list(DISPATCH_META),
                                    "MetaOptional": ["cohort"]}
-    else:
-        group.update(_service_group(ident, manifest.service, cluster))
     job["Meta"][SPEC_HASH] = spec_hash(job)
     return job
+
+
+def _group(manifest: Biomarker, variant: str, release: Release, ident: str, cluster: ClusterSettings) -> dict[str, Any]:
+    """One task group: a batch run fails rather than retry in place; a service gets its port, check and canaries."""
+    group: dict[str, Any] = {"Name": variant, "Count": 1, "Tasks": [_task(manifest, variant, release, ident)],
+                             "RestartPolicy": {"Attempts": 0, "Mode": "fail"}}
+    if manifest.service is not None:
+        group.update(_service_group(ident, manifest.service, cluster), Count=cluster.service_count,
+                     RestartPolicy=None)
+    return group
 
 
 def spec_hash(job: dict[str, Any]) -> str:
