@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from delivery import __version__
 from delivery.errors import ConfigError, DeliveryError, ExternalServiceError, UsageError
+from delivery.registry import Unauthorized
 from delivery.release.resolve import gather_registry
 from delivery.release.state import ConflictError
 from rollout import freeze as freezes
@@ -194,20 +196,32 @@ def _health_routes(app: FastAPI, services: Services) -> None:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, tags=["health"], summary="the systems of record answer",
-             responses={503: {"model": Health}})
+             responses={503: {"model": Health, "description": "not ready: `checks` says which system and why"}})
     def readyz() -> Any:
         checks = {"tokens": "ok" if services.tokens.ready() else "no tokens configured"}
-        for name, probe in (("ledger", lambda: services.ledger.find("readiness-probe")),
-                            ("release-store", lambda: services.store.read(services.config.default_environment,
-                                                                          "readiness-probe"))):
-            try:
-                probe()
-                checks[name] = "ok"
-            except Exception as e:  # readiness reports every failure, whatever its kind
-                checks[name] = getattr(e, "message", type(e).__name__)
+        for name, probe in _probes(services):
+            checks[name] = _probe(probe)
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(Health(status="ready" if ready else "not ready", checks=checks).model_dump(),
                             status_code=200 if ready else 503)
+
+
+def _probes(services: Services) -> tuple[tuple[str, Callable[[], object]], ...]:
+    """The database (ledger), the release store, and the registry asked WITH the server's own credentials: a
+    server whose registry password was rotated resolves nothing, so it is not ready."""
+    return (("ledger", lambda: services.ledger.find("readiness-probe")),
+            ("release-store", lambda: services.store.read(services.config.default_environment, "readiness-probe")),
+            ("registry", services.registry.ping))
+
+
+def _probe(probe: Callable[[], object]) -> str:
+    try:
+        probe()
+    except Unauthorized as e:
+        return f"the registry refused the server's credentials ({e.status or 401})"
+    except Exception as e:  # readiness reports every failure, whatever its kind
+        return getattr(e, "message", type(e).__name__)
+    return "ok"
 
 
 # ------------------------------------------------------------------------------------------------ executions

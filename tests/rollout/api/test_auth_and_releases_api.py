@@ -71,7 +71,7 @@ def test_health_and_readiness_need_no_token(api: Api) -> None:
         assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
         ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"tokens": "ok", "ledger": "ok",
-                                                                   "release-store": "ok"}
+                                                                   "release-store": "ok", "registry": "ok"}
 
 
 def test_tokens_are_stored_only_as_hashes(api: Api) -> None:
