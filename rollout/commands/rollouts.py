@@ -25,6 +25,9 @@ from rollout.scheduler import Scheduler
 
 VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$")  # what the API's freeze request accepts
 MAX_FREEZE_HOURS = 24 * 366 * 10
+# Every command that drives the controller may have to verify a candidate: the "no provenance verifier" hint
+# tells users to pass --public-key, so each of them takes it.
+PUBLIC_KEY_HELP = "CI signing public key to verify the attestation (default DELIVERY_PUBLIC_KEY, else the home's)"
 EXIT = "exit status: 0 done, 1 failed or rolled back, 2 usage error, 3 waiting on a human"
 
 
@@ -209,12 +212,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         if name == "watch":
             p.add_argument("--wait", type=bounded_float(0, 3600), default=30.0,
                            help="longest blocking query in seconds")
+            p.add_argument("--public-key", type=Path, help=PUBLIC_KEY_HELP)
     for what in ("promote", "pause", "resume", "abort", "rollback"):
         p = clikit.add_command(sub, what, _request(what), help=f"{what} the rollout (rollback is always allowed)",
                                epilog=f"example:\n  rollout {what} emphysema --reason 'why'\n{EXIT}")
         _common(p)
         p.add_argument("--reason", help="why (recorded in the history)")
-        p.add_argument("--public-key", type=Path, help=argparse.SUPPRESS)
+        p.add_argument("--public-key", type=Path, help=PUBLIC_KEY_HELP)
     p = clikit.add_command(sub, "freeze", _freeze, help="freeze a biomarker (ad-hoc or a recurring window)", epilog=(
         "examples:\n  rollout freeze emphysema --reason 'trial NCT-1' --owner qa@example.org"
         " --pin 1.4.2 --cohort nct-1\n"
