@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from delivery import clikit
-from rollout.commands import executions, policies, recall, rollouts, serve, submit, tokens, triggers
+from rollout.commands import controller, executions, policies, recall, rollouts, serve, submit, tokens, triggers
 
 DESCRIPTION = """\
 Move biomarker versions onto the execution cluster progressively, and run pinned executions.
@@ -17,11 +17,13 @@ Run `rollout COMMAND --help` for the options of each command.
 
 examples:
   rollout deploy emphysema --manifest biomarker.yaml --image REG/biomarkers/emphysema:1.4.2 --digest sha256:...
+  rollout controller                  # advances every rollout (or: rollout serve --controller)
   rollout watch emphysema --json      # exit 0 done, 1 failed/rolled back, 3 waiting on a human
   rollout rollback emphysema --reason "QC drift"
 """
 
-COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall, triggers, rollouts, serve, tokens, policies)
+COMMANDS: tuple[ModuleType, ...] = (submit, executions, recall, triggers, rollouts, controller, serve, tokens,
+                                   policies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
