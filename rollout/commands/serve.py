@@ -13,6 +13,8 @@ from delivery import clikit
 from delivery.argtypes import bounded_int
 from delivery.config import add_registry_flag
 from delivery.errors import DeliveryError
+from rollout.commands.controller import add_service_flags, build_service
+from rollout.controller.service import ControllerService, json_log
 
 EPILOG = """\
 examples:
@@ -20,6 +22,7 @@ examples:
   rollout serve --port 8080 --input-root /mnt/studies --env local
   rollout serve --workers 4 --host 0.0.0.0 --backend nomad  # several copies behind a load balancer are fine
   rollout serve --write-openapi manifests/openapi.json       # regenerate the committed contract and exit
+  rollout serve --controller                                 # also advance every rollout (leader-elected)
 
 Studies are referenced relative to --input-root; results go to --output-root/<execution id>.
 The status page is at http://HOST:PORT/ (sign in with a release-manager, developer or auditor token).
@@ -41,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     threading.Thread(target=_resume, name="resume", daemon=True).start()
+    controller = _start_controller(args) if args.controller else None
     print(f"serving the API and the status page at http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     if args.workers > 1:
         uvicorn.run("rollout.api.asgi:app", factory=True, host=args.host, port=args.port, workers=args.workers,
@@ -48,7 +52,23 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.run(app(), host=args.host, port=args.port, access_log=False, log_level=args.log_level,
                     proxy_headers=args.proxy_headers)
+    if controller is not None:
+        controller.stop(release=True)  # the next replica takes over at once
     return 0
+
+
+def _start_controller(args: argparse.Namespace) -> ControllerService:
+    """The controller service in a thread beside the API (`rollout controller` is the same loop on its own)."""
+    service = build_service(args, on_progress=json_log(sys.stderr))
+
+    def run() -> None:
+        try:
+            service.run()
+        except DeliveryError as e:  # the API keeps serving; the reason is on stderr
+            print(json.dumps({"controller": {"error": e.message, "hint": e.hint}}), file=sys.stderr, flush=True)
+
+    threading.Thread(target=run, name="controller", daemon=True).start()
+    return service
 
 
 def _resume() -> None:
@@ -99,3 +119,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="uvicorn's own log level (access logs are always written)")
     p.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from the load balancer")
     p.add_argument("--write-openapi", type=Path, metavar="FILE", help="write the OpenAPI document to FILE and exit")
+    p.add_argument("--controller", action="store_true",
+                   help="also run the controller service that advances rollouts (see `rollout controller --help`)")
+    add_service_flags(p)
