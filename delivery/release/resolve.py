@@ -6,7 +6,8 @@ yank records, channel pins, freezes, the time); `resolve` only gathers those inp
 1. `sha256:…` (digest): the highest version tag on that digest (a non-yanked one if any).
 2. a channel name (`stable`, `candidate`): the environment's channel pin, exactly as promoted, unless an
    active version freeze pins another version (then the freeze wins).
-3. a full version (`1.4.2`, `2.0.0-rc.1`): that version, even if yanked (with a warning).
+3. a full version (`1.4.2`, `2.0.0-rc.1`): that version, even if yanked (with a warning and `yanked` set:
+   `delivery resolve` shows it, executions refuse it unless overridden, see rollout.executions.pins).
 4. anything else is a range (delivery.versioning): the highest non-yanked match; an active version freeze
    wins when its version satisfies the range. Pre-releases only when the range asks for them.
 """
@@ -41,6 +42,7 @@ class Resolution:
     digest: str
     rule: str
     warnings: tuple[str, ...] = ()
+    yanked: YankRecord | None = None  # the answer is a recalled version: who yanked it, when, why
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _answer(registry: RegistryView, tag: str, rule: str, warnings: Sequence[str]
     if yanked:
         notes.append(f"{tag} is yanked ({yanked.reason!r}, by {yanked.actor} at {yanked.at:%Y-%m-%d %H:%M}Z); "
                      "pin another version")
-    return Resolution(f"{registry.image}:{tag}@{digest}", tag.replace("_", "+"), digest, rule, tuple(notes))
+    return Resolution(f"{registry.image}:{tag}@{digest}", tag.replace("_", "+"), digest, rule, tuple(notes), yanked)
 
 
 def _by_digest(digest: str, registry: RegistryView) -> Resolution:
@@ -135,7 +137,7 @@ def _by_channel(channel: str, registry: RegistryView, release: ReleaseView, now:
     if yanked:
         warnings.append(f"{pin.version} is yanked ({yanked.reason!r}); promote another version into {channel}")
     rule = f"channel {channel} of {release.environment} (moved by {pin.moved_by} at {pin.moved_at:%Y-%m-%d %H:%M}Z)"
-    return Resolution(pin.reference, pin.version, pin.digest, rule, tuple(warnings))
+    return Resolution(pin.reference, pin.version, pin.digest, rule, tuple(warnings), yanked)
 
 
 def _by_range(spec: str, registry: RegistryView, release: ReleaseView, now: datetime) -> Resolution:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from delivery.audit import current_actor
 from delivery.errors import DeliveryError
+from delivery.release.yank import YankRecord
 
 Route = Literal["stable", "candidate", "shadow"]
 Status = Literal["submitted", "dispatched", "succeeded", "failed", "timed_out", "lost", "dispatch_failed"]
@@ -79,6 +80,7 @@ class ExecutionRequest:
     series_uid: str | None = None
     request_id: str | None = None
     actor: str = field(default_factory=current_actor)
+    yank_override: str | None = None  # why a yanked (recalled) version may run anyway; None refuses one
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Resolved:
     rule: str
     attestation_digest: str | None = None
     warnings: tuple[str, ...] = ()
+    yanked: YankRecord | None = None
 
 
 @dataclass(frozen=True)

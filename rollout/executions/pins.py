@@ -22,6 +22,32 @@ class PinError(ExecutionError):
     """The pin cannot be resolved, or conflicts with a freeze that holds."""
 
 
+class YankedVersion(PinError):
+    """The pin resolved to a yanked (recalled) version and the submission carries no override."""
+
+
+def refuse_yanked(resolved: Resolved, biomarker: str, override: str | None) -> Resolved:
+    """Yanked means recalled: a yanked answer runs only with an override reason (recorded with the execution)."""
+    yank = resolved.yanked
+    if yank is None or override:
+        return resolved
+    raise YankedVersion(f"{biomarker} {resolved.version} is yanked (recalled by {yank.actor} at "
+                        f"{yank.at:%Y-%m-%d %H:%M}Z: {yank.reason!r}); refusing to run it",
+                        hint="Pin another version. To run it anyway, pass --allow-yanked --reason TEXT "
+                             "(API: allow_yanked and reason); the override is recorded in the ledger and "
+                             "provenance.json.")
+
+
+def yank_override(resolved: Resolved, reason: str | None, actor: str) -> dict[str, str] | None:
+    """What the ledger and provenance.json say about running a yanked version anyway (None when not yanked)."""
+    yank = resolved.yanked
+    if yank is None or not reason:
+        return None
+    return {"version": resolved.version, "digest": resolved.digest, "yanked_by": yank.actor,
+            "yanked_at": yank.at.isoformat(), "yank_reason": yank.reason, "overridden_by": actor,
+            "override_reason": reason}
+
+
 class PinResolver(Protocol):
     """Turns `NAME@SPEC` into an exact build (the release issue's `resolve` plugs in here)."""
 
@@ -89,7 +115,8 @@ class RegistryPinResolver:
         except ResolveError as e:
             raise PinError(e.message, hint=e.hint) from e
         attestation = self._attestation(image_repository, found.digest)
-        return Resolved(found.reference, found.version, found.digest, found.rule, attestation, found.warnings)
+        return Resolved(found.reference, found.version, found.digest, found.rule, attestation, found.warnings,
+                        found.yanked)
 
     def _view(self, repository: str) -> RegistryView:
         cached = self._views.get(repository)

@@ -25,7 +25,14 @@ from rollout.executions.model import (
     Resolved,
     Route,
 )
-from rollout.executions.pins import PinResolver, binding_freeze, environment_frozen, frozen_spec
+from rollout.executions.pins import (
+    PinResolver,
+    binding_freeze,
+    environment_frozen,
+    frozen_spec,
+    refuse_yanked,
+    yank_override,
+)
 from rollout.executions.routing import choose_track, routing_of
 from rollout.executions.sandbox import (
     COMPARISON,
@@ -47,6 +54,7 @@ class Planned:
 
     record: ExecutionRecord
     job: JobDescription
+    yank_override: Mapping[str, str] | None = None  # a yanked version run anyway: who, why (ledger, provenance)
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,7 @@ class Submitter:
         """Plan (or find the already-recorded plan of a retried request), dispatch, wait, record, compare."""
         manifest = self._manifests.manifest(request.biomarker)
         plan = self._recorded_plan(request, manifest) or self._plan(request, manifest, workflow)
-        fresh = [self.ledger.record(item.record, ("submitted", {"input_identity": item.record.input_identity}))
-                 for item in plan]
+        fresh = [self.ledger.record(item.record, ("submitted", _submitted(item))) for item in plan]
         primary_job = self._dispatch(plan[0], fatal=True, fresh=fresh[0])
         shadow_job = self._dispatch(plan[1], fatal=False, fresh=fresh[1]) if len(plan) > 1 else None
         if not wait:
@@ -135,7 +142,7 @@ class Submitter:
         state = self._store.read(request.environment, request.biomarker).state
         freeze = binding_freeze(state, request.cohort, self._clock())
         make = _RecordMaker(request, manifest, identity, self._clock(), self.backend.name, workflow)
-        resolve = _Pins(self._resolver, state, manifest.image)
+        resolve = _Pins(self._resolver, state, manifest.image, request.biomarker, request.yank_override)
         if freeze is not None:
             resolved = resolve(frozen_spec(request.spec, freeze))
             scope = f"cohort {freeze.cohort}" if freeze.cohort else request.environment
@@ -147,8 +154,10 @@ class Submitter:
             track, rollout_id = choose_track(routing, identity), routing.rollout_id
         if track == "stable":
             return [make(primary_id, resolve(request.spec), "stable")]
-        candidate = resolve("candidate")
+        candidate = resolve("candidate", delivered=False)  # a shadow run's result never reaches the client
         if not self._paired:
+            if candidate.yanked is not None:  # a recalled candidate is never delivered: this study stays on stable
+                return [make(primary_id, resolve(request.spec), "stable")]
             return [make(primary_id, candidate, "candidate", rollout_id=rollout_id)]
         shadow_id = str(uuid.uuid5(NAMESPACE, f"{primary_id}/shadow"))
         stable = resolve("stable")
@@ -251,6 +260,14 @@ class Submitter:
         return result
 
 
+def _submitted(item: Planned) -> dict[str, Any]:
+    """The first ledger event of an execution: its input, and the override if it runs a yanked version."""
+    details: dict[str, Any] = {"input_identity": item.record.input_identity}
+    if item.yank_override:
+        details["yank_override"] = dict(item.yank_override)
+    return details
+
+
 def _identity(request: ExecutionRequest) -> str:
     """The input's identity; a study that cannot be walked is the client's problem, named inside the study (the
     server's paths never reach an API response)."""
@@ -279,9 +296,13 @@ class _Pins:
     resolver: PinResolver
     release: ReleaseState
     image: str
+    biomarker: str
+    override: str | None
 
-    def __call__(self, spec: str) -> Resolved:
-        return self.resolver.resolve(spec, release=self.release, image_repository=self.image)
+    def __call__(self, spec: str, *, delivered: bool = True) -> Resolved:
+        """The pin; one whose result is delivered must not be yanked unless the request overrides it."""
+        resolved = self.resolver.resolve(spec, release=self.release, image_repository=self.image)
+        return refuse_yanked(resolved, self.biomarker, self.override) if delivered else resolved
 
 
 @dataclass(frozen=True)
@@ -306,7 +327,7 @@ class _RecordMaker:
             attestation_digest=resolved.attestation_digest, cohort=r.cohort, paired_execution_id=paired,
             rollout_id=rollout_id, workflow=self.workflow[0] if self.workflow else None,
             workflow_step=self.workflow[1] if self.workflow else None)
-        return Planned(record, job_for(record, self.manifest))
+        return Planned(record, job_for(record, self.manifest), yank_override(resolved, r.yank_override, r.actor))
 
 
 def job_for(record: ExecutionRecord, manifest: Biomarker) -> JobDescription:
@@ -332,6 +353,7 @@ def provenance(execution: Execution) -> dict[str, Any]:
     doc.update({k: getattr(execution.record, k) for k in PROVENANCE_FIELDS})
     folded = execution.as_json()
     doc.update({k: folded[k] for k in FOLDED_FIELDS})
+    doc["yank_override"] = execution.latest("yank_override")  # a recalled version run anyway: who, why
     return doc
 
 
