@@ -271,7 +271,7 @@ def follow_status(store: Any, environment: str, biomarker: str, *, wait: float,
         first, last = False, status
         if status is None or status.terminal or status.phase == "Paused" or stop.is_set():
             return status
-        if isinstance(store, NomadReleaseStore) and versioned.index:
+        if isinstance(store, NomadReleaseStore) and versioned.index and wait > 0:
             store.client.variable(f"{store.prefix}/{environment}/{biomarker}", index=versioned.index, wait=wait)
         else:
-            stop.wait(min(wait, 1.0))
+            stop.wait(min(max(wait, 0.2), 1.0))
