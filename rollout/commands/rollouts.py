@@ -18,6 +18,7 @@ from rollout.compose import Composition, compose
 from rollout.controller import operations
 from rollout.controller.loop import Controller, load_status
 from rollout.controller.model import RolloutStatus
+from rollout.controller.service import follow_status
 from rollout.environment import default_environment
 from rollout.jobspec import Release
 from rollout.nomad import NomadClient
@@ -29,6 +30,8 @@ MAX_FREEZE_HOURS = 24 * 366 * 10
 # tells users to pass --public-key, so each of them takes it.
 PUBLIC_KEY_HELP = "CI signing public key to verify the attestation (default DELIVERY_PUBLIC_KEY, else the home's)"
 EXIT = "exit status: 0 done, 1 failed or rolled back, 2 usage error, 3 waiting on a human"
+WATCH_NOTE = ("The controller service (`rollout controller`, or `rollout serve --controller`) advances rollouts;\n"
+              "watch only shows each change and returns when the rollout ends or pauses.\n")
 
 
 def _now() -> datetime:
@@ -128,8 +131,16 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    ctl = _controller(args, compose(args))
-    return _report(ctl.run(wait=lambda c: c.block_for_change(args.wait)), args.json)
+    """Show progress until the rollout ends or waits on a human; the controller service does the acting."""
+    store, _ = _backend(args)
+
+    def show(status: RolloutStatus | None) -> None:
+        if status is not None:
+            print(f"{_now():%H:%M:%S} {status.candidate.version} {status.phase} weight={status.weight}% "
+                  f"step={status.step_index + 1}/{len(status.steps)}", file=sys.stderr if args.json else sys.stdout,
+                  flush=True)
+
+    return _report(follow_status(store, args.environment, args.biomarker, wait=args.wait, on_change=show), args.json)
 
 
 def _request(what: str) -> clikit.Handler:
@@ -205,9 +216,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--override-freeze", action="store_true", help="break-glass past a freeze (audited)")
     p.add_argument("--reason", help="why (required with --override-freeze)")
     for name, fn, text in (("status", _status, "show steps, weight, conditions"),
-                           ("watch", _watch, "drive the rollout, waking on Nomad changes (blocking queries)"),
+                           ("watch", _watch, "show a rollout's progress as it happens (blocking queries); acts on "
+                                             "nothing"),
                            ("history", _history, "who did what, when and why")):
-        p = clikit.add_command(sub, name, fn, help=text, epilog=f"example:\n  rollout {name} emphysema --json\n{EXIT}")
+        note = WATCH_NOTE if name == "watch" else ""
+        p = clikit.add_command(sub, name, fn, help=text,
+                               epilog=f"example:\n  rollout {name} emphysema --json\n{note}{EXIT}")
         _common(p)
         if name == "watch":
             p.add_argument("--wait", type=bounded_float(0, 3600), default=30.0,

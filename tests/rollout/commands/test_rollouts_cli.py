@@ -116,6 +116,7 @@ def test_service_rollout_status_pause_resume_watch_rollback_history_on_nomad(
     fake.default_health = True
     canary = next(a for a in fake.allocs_of("quicklook-web") if a["DeploymentStatus"]["Canary"])
     fake.set_alloc_health(canary["ID"], True)
+    assert cli(capsys, "controller", "--once", "--nomad-addr", fake.address)[0] == 0  # the service acts, watch shows
     code, status, _ = cli(capsys, "watch", *at, "--wait", "1")
     assert code == 0 and status["phase"] == "Succeeded" and status["stable"]["version"] == "1.1.0"
 
