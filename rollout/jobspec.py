@@ -106,11 +106,11 @@ def build_job(manifest: Biomarker, variant: str, release: Release, *, track: Tra
 
 def _group(manifest: Biomarker, variant: str, release: Release, ident: str, cluster: ClusterSettings) -> dict[str, Any]:
     """One task group: a batch run fails rather than retry in place; a service gets its port, check and canaries."""
-    group: dict[str, Any] = {"Name": variant, "Count": 1, "Tasks": [_task(manifest, variant, release, ident)],
-                             "RestartPolicy": {"Attempts": 0, "Mode": "fail"}}
-    if manifest.service is not None:
-        group.update(_service_group(ident, manifest.service, cluster), Count=cluster.service_count,
-                     RestartPolicy=None)
+    group: dict[str, Any] = {"Name": variant, "Count": 1, "Tasks": [_task(manifest, variant, release, ident)]}
+    if manifest.service is None:
+        group["RestartPolicy"] = {"Attempts": 0, "Mode": "fail"}
+    else:
+        group.update(_service_group(ident, manifest.service, cluster), Count=cluster.service_count)
     return group
 
 
@@ -124,7 +124,6 @@ def spec_hash(job: dict[str, Any]) -> str:
 def _task(manifest: Biomarker, variant: str, release: Release, ident: str) -> dict[str, Any]:
     """The container contract as a Nomad docker task: per-dispatch binds through `${NOMAD_META_*}`."""
     spec = manifest.variants[variant]
-    limits = contract.Limits(spec.resources.cpu_mhz, spec.resources.memory_mb, spec.resources.gpu)
     identity = contract.Identity(manifest.name, release.version, variant, release.reference, release.digest)
     config: dict[str, Any] = {
         "image": f"{release.image}@{release.digest}",
@@ -139,15 +138,22 @@ def _task(manifest: Biomarker, variant: str, release: Release, ident: str) -> di
     else:
         config["mount"] = [_docker_mount(m) for m in contract.data_mounts(META_STUDY, META_OUTPUT)]
         env = contract.environment(identity, execution_id=META_EXECUTION_ID)
-    devices = [{"Name": "nvidia/gpu", "Count": limits.gpu}] if limits.gpu else None
     return {
         "Name": "main", "Driver": "docker", "Config": config, "Env": env,
-        "Resources": {"CPU": limits.cpu_mhz, "MemoryMB": limits.memory_mb, "Devices": devices},
+        "Resources": _resources(contract.Limits(spec.resources.cpu_mhz, spec.resources.memory_mb, spec.resources.gpu)),
         "Templates": [{"EmbeddedTmpl": _auth_template(registry_auth_path(ident)),
                        "DestPath": "secrets/registry.env", "Envvars": True, "ChangeMode": "restart"}],
         "KillTimeout": 30 * NS,
         "Meta": {"timeout_s": str(duration_seconds(spec.timeout))},
     }
+
+
+def _resources(limits: contract.Limits) -> dict[str, Any]:
+    """Nomad reserves the manifest's MHz and MiB as they are; GPUs are `nvidia/gpu` devices."""
+    resources: dict[str, Any] = {"CPU": limits.cpu_mhz, "MemoryMB": limits.memory_mb}
+    if limits.gpu:
+        resources["Devices"] = [{"Name": "nvidia/gpu", "Count": limits.gpu}]
+    return resources
 
 
 def _docker_mount(mount: contract.DataMount) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_gpu_devices_and_node_class_come_from_the_manifest() -> None:
     assert gpu_job["Constraints"] == [{"LTarget": "${node.class}", "Operand": "=", "RTarget": "gpu"}]
     cpu_job = build_job(manifest(SERVICE, gpu=0), "web", release("quicklook", "1.0.0"),
                         cluster=ClusterSettings(cpu_node_class="cpu-large"))
-    assert task(cpu_job)["Resources"]["Devices"] is None and cpu_job["Constraints"][0]["RTarget"] == "cpu-large"
+    assert "Devices" not in task(cpu_job)["Resources"] and cpu_job["Constraints"][0]["RTarget"] == "cpu-large"
 
 
 def test_meta_records_biomarker_version_digest_and_attestation() -> None:
