@@ -285,6 +285,21 @@ def _mismatch(execution: Execution, request: ExecutionRequest, variant: str) -> 
     return None
 
 
+def _yank_override(body: SubmitRequest, principal: Principal) -> str | None:
+    """Running a yanked (recalled) version: developers only, always with a reason (recorded with the execution)."""
+    if not body.allow_yanked:
+        if body.reason:
+            raise ApiError(422, "reason is only for allow_yanked", field="reason", hint="Drop it or set allow_yanked.")
+        return None
+    if principal.role != "developer":
+        raise ApiError(403, f"role {principal.role} may not run a yanked version", field="allow_yanked",
+                       hint="Pin another version; a developer may run a recalled one with a reason.")
+    if not body.reason:
+        raise ApiError(422, "allow_yanked needs a reason", field="reason",
+                       hint="Say why the recalled version must run.")
+    return body.reason
+
+
 def _execution_routes(app: FastAPI, services: Services) -> None:
     @app.post("/v1/executions", status_code=202, response_model=ExecutionView, tags=["executions"],
               summary="submit a study pinned to a version (runs asynchronously)",
@@ -304,7 +319,7 @@ def _execution_routes(app: FastAPI, services: Services) -> None:
             biomarker=body.biomarker, spec=body.pin.strip().removeprefix("@"),
             input_path=_input_path(services, body.input), output_path=services.config.output_root / id_,
             variant=variant, environment=environment, cohort=body.cohort, series_uid=body.series_uid,
-            request_id=request_id, actor=_actor(principal))
+            request_id=request_id, actor=_actor(principal), yank_override=_yank_override(body, principal))
         existing = services.ledger.find(id_) if idempotency_key else None
         if existing is not None:
             differs = _mismatch(existing, wanted, variant)

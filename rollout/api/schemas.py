@@ -31,6 +31,10 @@ class SubmitRequest(_Body):
     cohort: str | None = Field(None, pattern=LABEL, description="trial cohort; its version freeze wins")
     environment: str | None = Field(None, pattern=NAME, description="environment (default: the service's first)")
     series_uid: str | None = Field(None, pattern=SERIES_UID, description="DICOM SeriesInstanceUID of the study")
+    allow_yanked: bool = Field(False, description="run a yanked (recalled) version anyway: developers only, with "
+                                                  "a reason; recorded in the ledger and provenance.json")
+    reason: str | None = Field(None, min_length=1, max_length=500, pattern=r"\S",
+                               description="why a yanked version must run (with allow_yanked)")
 
 
 class ResolveRequest(_Body):
