@@ -47,6 +47,7 @@ from rollout.api.schemas import (
     VersionList,
 )
 from rollout.api.services import Services
+from rollout.api.sessions import SessionStore, sessions_of
 from rollout.api.views import execution_view, freeze_view, results_view, version_views
 from rollout.controller import operations
 from rollout.controller.loop import load_status
@@ -144,25 +145,46 @@ def create_app(services: Services) -> FastAPI:
 # ------------------------------------------------------------------------------------------------ authentication
 def authenticate(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None
                  ) -> Principal:
-    """The caller from `Authorization: Bearer` (or the status page's cookie, for reads only)."""
-    token = _token(request)
-    if not token:
-        raise ApiError(401, "no bearer token", hint="Send `Authorization: Bearer TOKEN` (rollout tokens add).")
+    """The caller from `Authorization: Bearer` (or the status page's session cookie, for reads only)."""
     services: Services = request.app.state.services
-    principal = services.tokens.authenticate(token)
-    if principal is None:
-        raise ApiError(401, "unknown or revoked token", hint="Ask an administrator for a new token.")
+    header = request.headers.get("authorization")
+    if header is None and request.method in ("GET", "HEAD") and request.cookies.get(COOKIE):
+        principal = _session_principal(request, services, request.cookies[COOKIE])
+    else:
+        token = _bearer_token(header)
+        if not token:
+            raise ApiError(401, "no bearer token", hint="Send `Authorization: Bearer TOKEN` (rollout tokens add).")
+        found = services.tokens.authenticate(token)
+        if found is None:
+            raise ApiError(401, "unknown or revoked token", hint="Ask an administrator for a new token.")
+        principal = found
     request.state.principal = principal
     return principal
 
 
-def _token(request: Request) -> str | None:
-    """The bearer token; the cookie counts only for reads, so a forged cross-site form can change nothing."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        return token.strip() or None if scheme.lower() == "bearer" else None
-    return request.cookies.get(COOKIE) if request.method in ("GET", "HEAD") else None
+def _bearer_token(header: str | None) -> str | None:
+    """The token of `Authorization: Bearer TOKEN`; the cookie never counts for writes, so a forged cross-site
+    form can change nothing."""
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _session_principal(request: Request, services: Services, session_id: str) -> Principal:
+    """The principal of a live status-page session (the session dies with its token)."""
+    session = session_store(request).find(session_id)
+    principal = services.tokens.principal_for_hash(session.token_sha256) if session else None
+    if session is None or principal is None:
+        raise ApiError(401, "the session expired or was signed out", hint="Sign in again at /.")
+    request.state.session = session
+    return principal
+
+
+def session_store(request: Request) -> SessionStore:
+    """The sessions every worker and replica shares (in the ledger database)."""
+    services: Services = request.app.state.services
+    return sessions_of(request.app.state, lambda: services.ledger.url)
 
 
 def role(*allowed: Role) -> Any:

@@ -122,10 +122,13 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal holding `token`, or None; every entry is compared, each in constant time."""
-        presented = token_hash(token)
+        return self.principal_for_hash(token_hash(token))
+
+    def principal_for_hash(self, sha256: str) -> Principal | None:
+        """The principal whose token hashes to `sha256` (a status-page session's), or None once it is revoked."""
         found: TokenEntry | None = None
         for entry in self._current():
-            if hmac.compare_digest(entry.sha256, presented):
+            if hmac.compare_digest(entry.sha256, sha256):
                 found = entry
         return Principal(found.name, found.role) if found else None
 
