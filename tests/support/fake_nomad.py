@@ -297,6 +297,22 @@ class FakeNomad:
             return [copy.deepcopy(a) for a in self.state.allocs.values() if a["JobID"] == job_id
                     and (not live or (a["ClientStatus"] not in TERMINAL_ALLOC and a["DesiredStatus"] == "run"))]
 
+    def read_variable(self, path: str, namespace: str = "default") -> Json | None:
+        """The stored Variable (a copy), or None."""
+        with self.cond:
+            return copy.deepcopy(self.state.variables.get(_key(namespace, path)))
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Block until `predicate()` (evaluated under the lock after every change) holds, or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(min(left, 0.5))
+            return True
+
     def count(self, method: str | None = None, prefix: str = "") -> int:
         return sum(1 for m, p in self.request_log if (method is None or m == method) and p.startswith(prefix))
 

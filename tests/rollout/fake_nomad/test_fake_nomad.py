@@ -82,7 +82,7 @@ def test_revert_makes_a_new_unstable_version_and_stable_returns_index(api: nomad
     api.job.register_job("web", {"Job": service("img:2", canary=0)})
     api.job.revert_job("web", 0, None)
     versions = api.job.get_versions("web")["Versions"]
-    assert [(v["Version"], v["Stable"]) for v in versions][0] == (2, False)
+    assert (versions[0]["Version"], versions[0]["Stable"]) == (2, False)
     with pytest.raises(nexc.BaseNomadException) as caught:
         api.job.revert_job("web", 2, None)
     assert caught.value.nomad_resp.text == "can't revert to current version"
