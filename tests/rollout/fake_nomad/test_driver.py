@@ -12,6 +12,8 @@ import requests
 
 from delivery.docker import DockerClient, RegistryAuth
 from delivery.localenv import RegistryHandle
+from rollout.jobspec import Release, build_job
+from tests.support.executions_builders import build_biomarker, manifest, study
 from tests.support.fake_nomad import FakeNomad, Json, Node
 from tests.support.images import write_busybox_context
 from tests.support.nomad_docker import DockerDriver
@@ -249,3 +251,19 @@ def test_a_gpu_job_without_a_gpu_node_is_not_placed(docker_client: DockerClient,
         assert ev["BlockedEval"] and not allocs(fake, "bio-fast")
         mine = {"label": f"fake-nomad.session={driver.session}"}
         assert docker_client.sdk.containers.list(all=True, filters=mine) == []
+
+
+def test_the_projects_own_batch_job_runs_a_dispatch_on_its_own_study(
+        fake: FakeNomad, docker_client: DockerClient, busybox: Path, registry: RegistryHandle,
+        registry_auth: RegistryAuth, data: Path, tmp_path: Path) -> None:
+    built = build_biomarker(docker_client, busybox, tmp_path, registry, registry_auth, "alpha", "1.0.0", factor=3)
+    job = build_job(manifest("alpha"), "fast", Release("alpha", built.version, built.digest, built.image))
+    credentials(fake, job["ID"], registry)
+    put(fake, "/v1/jobs", {"Job": job})
+    meta = {"study": str(study(data / "s1", 4, 10)), "output": str(data / "o1"), "execution_id": "e1"}
+    (data / "o1").mkdir()
+    child = put(fake, f"/v1/job/{job['ID']}/dispatch", {"Meta": meta})["DispatchedJobID"]
+    assert fake.wait_until(lambda: bool(allocs(fake, child))
+                           and allocs(fake, child)[0]["ClientStatus"] in ("complete", "failed"), 60)
+    assert allocs(fake, child)[0]["ClientStatus"] == "complete", events(allocs(fake, child)[0])
+    assert (data / "o1" / "volume.txt").read_text() == "42\n"
