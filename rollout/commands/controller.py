@@ -78,13 +78,13 @@ def _controller(args: argparse.Namespace) -> int:
         if not service.run_once():
             print(f"another controller leads ({service.leadership.lease.describe()}); nothing done", file=sys.stderr)
         return 0
-    with _stop_on_signals(service):
+    with stop_on_signals(service):
         service.run()
     return 0
 
 
 @contextmanager
-def _stop_on_signals(service: ControllerService) -> Iterator[None]:
+def stop_on_signals(service: ControllerService) -> Iterator[None]:
     """SIGTERM and SIGINT finish the current step, release the lock and return."""
     def stop(signum: int, frame: FrameType | None) -> None:
         service.stop(release=True)
