@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -13,7 +14,7 @@ from delivery import clikit
 from delivery.argtypes import bounded_int
 from delivery.config import add_registry_flag
 from delivery.errors import DeliveryError
-from rollout.commands.controller import add_service_flags, build_service
+from rollout.commands.controller import add_service_flags, build_service, stop_on_signals
 from rollout.controller.service import ControllerService, json_log
 
 EPILOG = """\
@@ -46,18 +47,21 @@ def _serve(args: argparse.Namespace) -> int:
     threading.Thread(target=_resume, name="resume", daemon=True).start()
     controller = _start_controller(args) if args.controller else None
     print(f"serving the API and the status page at http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    if args.workers > 1:
-        uvicorn.run("rollout.api.asgi:app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    access_log=False, log_level=args.log_level, proxy_headers=args.proxy_headers)
-    else:
-        uvicorn.run(app(), host=args.host, port=args.port, access_log=False, log_level=args.log_level,
-                    proxy_headers=args.proxy_headers)
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down: then the controller stops and hands its lock back.
+    with stop_on_signals(controller[0]) if controller else contextlib.nullcontext():
+        if args.workers > 1:
+            uvicorn.run("rollout.api.asgi:app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                        access_log=False, log_level=args.log_level, proxy_headers=args.proxy_headers)
+        else:
+            uvicorn.run(app(), host=args.host, port=args.port, access_log=False, log_level=args.log_level,
+                        proxy_headers=args.proxy_headers)
     if controller is not None:
-        controller.stop(release=True)  # the next replica takes over at once
+        controller[0].stop(release=True)  # the next replica takes over at once
+        controller[1].join(30)
     return 0
 
 
-def _start_controller(args: argparse.Namespace) -> ControllerService:
+def _start_controller(args: argparse.Namespace) -> tuple[ControllerService, threading.Thread]:
     """The controller service in a thread beside the API (`rollout controller` is the same loop on its own)."""
     service = build_service(args, on_progress=json_log(sys.stderr))
 
@@ -67,8 +71,9 @@ def _start_controller(args: argparse.Namespace) -> ControllerService:
         except DeliveryError as e:  # the API keeps serving; the reason is on stderr
             print(json.dumps({"controller": {"error": e.message, "hint": e.hint}}), file=sys.stderr, flush=True)
 
-    threading.Thread(target=run, name="controller", daemon=True).start()
-    return service
+    thread = threading.Thread(target=run, name="controller", daemon=True)
+    thread.start()
+    return service, thread
 
 
 def _resume() -> None:
