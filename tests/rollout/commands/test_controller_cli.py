@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from delivery.localenv import RegistryHandle
 from delivery.release.state import ReleaseStore, SqliteReleaseStore
 from rollout.cli import main
 from rollout.commands.controller import build_service
@@ -21,6 +28,7 @@ from rollout.controller.leader import LOCK_PATH, FileLease, NomadLease
 from rollout.controller.loop import Controller, load_status
 from rollout.nomad_state import NomadReleaseStore
 from rollout.scheduler import LocalScheduler, Scheduler
+from tests.support.api_server import free_port
 from tests.support.fake_nomad import FakeNomad
 from tests.support.nomad_world import BATCH, ENV, SERVICE, Verifier, client, manifest, release
 
@@ -150,3 +158,58 @@ def test_embedded_default_uses_a_file_lock(home: Path, capsys: pytest.CaptureFix
     assert main(["controller", "--once"]) == 0
     assert "alpha: UpdateStatus" in capsys.readouterr().out and phase(store, "alpha") == "Succeeded"
     assert scheduler.job("alpha-fast").value is not None
+
+
+def until(what: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def released(fake: FakeNomad) -> bool:
+    lock = client(fake.address).variable(LOCK_PATH).value
+    return lock is not None and lock.get("holder") == ""
+
+
+def test_the_service_runs_until_sigterm_and_hands_the_lock_back(fake: FakeNomad, home: Path) -> None:
+    store = NomadReleaseStore(client(fake.address))
+    env = {**os.environ, "NOMAD_ADDR": fake.address, "NO_PROXY": "127.0.0.1,localhost"}
+    proc = subprocess.Popen([sys.executable, "-m", "rollout.cli", "controller", "--json", "--interval", "0.2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        until(lambda: client(fake.address).variable(LOCK_PATH).value is not None)
+        start(store, client(fake.address), BATCH, "1.0.0")  # a deploy while the service runs
+        until(lambda: phase(store, "alpha") == "Succeeded")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert {"Register", "MarkStable"} <= {a["action"] for a in lines(out)}
+    assert any(e.get("leader") == "acquired" for e in lines(err)) and released(fake)
+
+
+def test_serve_with_controller_advances_rollouts_beside_the_api(fake: FakeNomad, home: Path,
+                                                                 registry: RegistryHandle) -> None:
+    store = NomadReleaseStore(client(fake.address))
+    start(store, client(fake.address), BATCH, "1.0.0")
+    env = {**os.environ, "NOMAD_ADDR": fake.address, "DELIVERY_REGISTRY": registry.host,
+           "DELIVERY_REGISTRY_USER": registry.username, "DELIVERY_REGISTRY_PASSWORD": registry.password.reveal(),
+           "NO_PROXY": "127.0.0.1,localhost"}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "rollout.cli", "serve", "--port", str(port), "--controller",
+                               "--interval", "0.2", "--org", "biomarkers"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        until(lambda: phase(store, "alpha") == "Succeeded" or server.poll() is not None)
+        api = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert phase(store, "alpha") == "Succeeded" and api.status_code == 200, err
+    assert any(e.get("action") == "Register" and e.get("biomarker") == "alpha" for e in lines_of_json(err))
+    assert released(fake)
+
+
+def lines_of_json(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
