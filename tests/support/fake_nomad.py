@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.support import nomad_openapi
+
 Json = dict[str, Any]
 NS = 1_000_000_000
 MAX_BLOCK_S = 300.0
@@ -169,6 +171,7 @@ class FakeNomad:
         self._t0 = time.monotonic()
         self.injections: list[Injection] = []
         self.request_log: list[tuple[str, str]] = []
+        self.conformance, self.conformance_problems = True, list[str]()  # see `handle`: Nomad's OpenAPI document
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -215,6 +218,9 @@ class FakeNomad:
             self._server = None
         if self.driver is not None:
             self.driver.close()  # removes every container this fake started
+        if self.conformance_problems:
+            problems, self.conformance_problems = self.conformance_problems, []
+            raise AssertionError(nomad_openapi.report(problems))
 
     def _tick(self) -> None:
         """Real-time clock (driver mode): deployment progress deadlines fire without `advance`."""
@@ -318,6 +324,18 @@ class FakeNomad:
 
     # ---------------------------------------------------------------- HTTP entry
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, int]:
+        """Serve a request; every request and answer is checked against Nomad's own description (a violation
+        answers 500 with the problems and fails the test when the fake stops)."""
+        status, payload, index = self._handle(method, raw_path, headers, body)
+        problems = nomad_openapi.exchange_problems(method, urlsplit(raw_path).path, body, status, _public(payload)) \
+            if self.conformance else []
+        if problems:
+            with self.cond:
+                self.conformance_problems += problems
+            return 500, nomad_openapi.report(problems), index
+        return status, payload, index
+
+    def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, int]:
         url = urlsplit(raw_path)
         path = url.path
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
