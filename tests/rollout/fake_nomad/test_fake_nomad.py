@@ -50,6 +50,7 @@ def test_wrong_method_is_405_and_errors_are_plain_text(fake: FakeNomad) -> None:
 
 
 def test_case_insensitive_keys_and_type_errors(fake: FakeNomad) -> None:
+    fake.conformance = False  # deliberately not PascalCase: Nomad matches wrapper keys case-insensitively
     r = requests.put(f"{fake.address}/v1/jobs", json={"job": service()}, timeout=5)
     assert r.status_code == 200
     r = requests.put(f"{fake.address}/v1/jobs", json={"Job": service(), "EnforceIndex": "yes"}, timeout=5)
