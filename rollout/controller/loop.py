@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from delivery import notify
+from delivery.audit import AuditLog
 from delivery.errors import DeliveryError
 from delivery.notify import Notification
 from delivery.release.state import ChannelPin, ConflictError, ReleaseState, ReleaseStore
@@ -28,6 +29,7 @@ from rollout.controller.decide import (
 )
 from rollout.controller.gates import ExecutionStats, GateContext, GateResult, load_gate
 from rollout.controller.model import Analysis, Event, ReleaseRef, RolloutStatus
+from rollout.controller.trail import record_transition
 from rollout.nomad import NomadConflict
 from rollout.scheduler import Scheduler
 
@@ -56,8 +58,9 @@ class Controller:
     def __init__(self, *, environment: str, biomarker: str, scheduler: Scheduler, store: ReleaseStore,
                  verifier: ProvenanceVerifier, stats: ExecutionStats, clock: Clock,
                  on_action: Callable[[Action], None] | None = None,
-                 windows: freeze.WindowSource = freeze.environment_windows) -> None:
+                 windows: freeze.WindowSource = freeze.environment_windows, audit: AuditLog | None = None) -> None:
         self.environment, self.biomarker = environment, biomarker
+        self.audit = audit  # every history line and gate verdict written is appended here too (never dropped)
         self.scheduler, self.store, self.verifier, self.stats = scheduler, store, verifier, stats
         self.clock = clock
         self.on_action = on_action
@@ -126,6 +129,7 @@ class Controller:
         assert self._state is not None
         self.store.write(save_status(self._state, status), o.state_index)
         announce_phase(o.status, status)
+        record_transition(self.audit, o.status, status)
 
     # ---------------------------------------------------------------- loop
     def step(self) -> Outcome:
