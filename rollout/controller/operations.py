@@ -15,10 +15,15 @@ from delivery.release.state import ConflictError, Freeze, ReleaseState, ReleaseS
 from rollout import freeze
 from rollout.controller.loop import announce_phase, load_status, save_status
 from rollout.controller.model import ReleaseRef, RolloutStatus, steps_from_manifest
+from rollout.controller.trail import record_transition
 from rollout.jobspec import SPEC_HASH, ClusterSettings, Release, Track, build_job, job_id
 from rollout.scheduler import Scheduler
 
 ATTEMPTS = 5
+
+
+class FreezeNotFound(DeliveryError):
+    """No freeze with that id (already lifted, or never there)."""
 
 
 def _edit(store: ReleaseStore, environment: str, biomarker: str,
@@ -46,9 +51,11 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
     open_windows = windows(environment)
     stable_id = job_id(manifest.name, variant)
     current = scheduler.job(stable_id).value
+    started: list[RolloutStatus] = []  # the rollout this call started (none when it was already in progress)
 
     def change(state: ReleaseState) -> ReleaseState:
         old = load_status(state)
+        started.clear()
         if old is not None and not old.terminal:
             if old.candidate.digest == release.digest:
                 return state
@@ -58,9 +65,12 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
         stable = old.stable if old is not None and old.phase == "Succeeded" else _stable_from(current)
         status = _new_status(manifest, variant, release, environment, now, stable, current, cluster,
                              override_reason)
-        return save_status(state, status.logged(now, who, "deploy", override_reason or ""))
+        started.append(status.logged(now, who, "deploy", override_reason or ""))
+        return save_status(state, started[-1])
 
     state = _edit(store, environment, manifest.name, change)
+    for new in started:  # the deploy, in the audit log where the next rollout cannot replace it
+        record_transition(audit, None, new)
     if override_reason and audit is not None:
         audit.append(AuditEvent("freeze-override", f"{environment}/{manifest.name}", override_reason, actor=who,
                                 details={"version": release.version, "digest": release.digest}))
@@ -156,7 +166,9 @@ def add_freeze(store: ReleaseStore, environment: str, biomarker: str, item: Free
     _edit(store, environment, biomarker, lambda st: st.model_copy(update={"freezes": (*st.freezes, item)}))
     if audit is not None:
         audit.append(AuditEvent("freeze", f"{environment}/{biomarker}", item.reason, actor=actor or current_actor(),
-                                details={"id": item.id, "version": item.version, "cohort": item.cohort}))
+                                details={"id": item.id, "version": item.version, "cohort": item.cohort,
+                                         "expires_at": item.expires_at.isoformat() if item.expires_at else None,
+                                         "cron": item.cron}))
 
 
 def remove_freeze(store: ReleaseStore, environment: str, biomarker: str, freeze_id: str,
@@ -165,7 +177,8 @@ def remove_freeze(store: ReleaseStore, environment: str, biomarker: str, freeze_
     def change(state: ReleaseState) -> ReleaseState:
         kept = tuple(f for f in state.freezes if f.id != freeze_id)
         if len(kept) == len(state.freezes):
-            raise DeliveryError(f"no freeze {freeze_id} on {biomarker} in {environment}")
+            raise FreezeNotFound(f"no freeze {freeze_id} on {biomarker} in {environment}",
+                                 hint=f"List them with `rollout status {biomarker} --env {environment}`.")
         return state.model_copy(update={"freezes": kept})
 
     _edit(store, environment, biomarker, change)
