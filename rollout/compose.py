@@ -146,7 +146,8 @@ class Composition:
                        clock: Callable[[], datetime] = _utcnow) -> Controller:
         """A controller for one rollout, on this configuration's store, scheduler and ledger."""
         return Controller(environment=environment, biomarker=biomarker, scheduler=self.scheduler, store=self.store,
-                          verifier=verifier or self.verifier(), stats=self.stats(), clock=clock, on_action=on_action)
+                          verifier=verifier or self.verifier(), stats=self.stats(), clock=clock, on_action=on_action,
+                          audit=self.audit())
 
     def rollouts(self) -> list[tuple[str, str]]:
         """Every (environment, biomarker) whose release state holds a rollout, in every environment."""
