@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from delivery import clikit
 from delivery.commands import (
+    audit,
     base_image,
     ci,
     env,
@@ -40,7 +41,8 @@ examples:
 Run `delivery COMMAND --help` for the options of each command.
 """
 
-COMMANDS = (manifest, scan, pipelines, webhook, promote, resolve, local, base_image, ci, verify, keys, yank, gc, env)
+COMMANDS = (manifest, scan, pipelines, webhook, promote, resolve, local, base_image, ci, verify, keys, yank, gc, env,
+            audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
