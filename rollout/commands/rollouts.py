@@ -10,6 +10,7 @@ from pathlib import Path
 
 from delivery import clikit
 from delivery.argtypes import bounded_float
+from delivery.commands import audit as audit_cli
 from delivery.errors import UsageError
 from delivery.manifest import load_manifest
 from delivery.release.state import ReleaseStore
@@ -186,13 +187,9 @@ def _unfreeze(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    store, _ = _backend(args)
-    status = load_status(store.read(args.environment, args.biomarker).state)
-    events = [e.model_dump(mode="json") for e in status.history] if status else []
-    if args.json:
-        clikit.print_json(events)
-    for e in [] if args.json else events:
-        print(f"{e['at']} {e['actor']} {e['action']} {e['message']}")
+    """The biomarker's audit trail in --env (every environment with --all): every rollout, not just the last."""
+    query = audit_cli.query_of(args, biomarker=args.biomarker, environment=None if args.all else args.environment)
+    audit_cli.show(compose(args).audit().read(query), args.json)
     return 0
 
 
@@ -227,6 +224,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             p.add_argument("--wait", type=bounded_float(0, 3600), default=30.0,
                            help="longest blocking query in seconds")
             p.add_argument("--public-key", type=Path, help=PUBLIC_KEY_HELP)
+        if name == "history":
+            p.add_argument("--all", action="store_true", help="every environment (and recalls), not only --env")
+            audit_cli.add_filters(p)
     for what in ("promote", "pause", "resume", "abort", "rollback"):
         p = clikit.add_command(sub, what, _request(what), help=f"{what} the rollout (rollback is always allowed)",
                                epilog=f"example:\n  rollout {what} emphysema --reason 'why'\n{EXIT}")
