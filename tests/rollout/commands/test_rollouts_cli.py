@@ -126,9 +126,10 @@ def test_service_rollout_status_pause_resume_watch_rollback_history_on_nomad(
     assert current is not None and current.meta_value("version") == "1.0.0"
 
     code, events, _ = cli(capsys, "history", *at)
-    assert code == 0 and {"at", "actor", "action", "message"} <= set(events[0])
-    mine = [(e["actor"], e["action"], e["message"]) for e in events if e["actor"] == "rm-tester"]
-    assert ("rm-tester", "pause", "look at logs") in mine and ("rm-tester", "rollback", "QC drift") in mine
+    assert code == 0 and {"at", "actor", "action", "reason"} <= set(events[0])
+    mine = [(e["actor"], e["action"], e["reason"]) for e in events if e["actor"] == "rm-tester"]
+    assert ("rm-tester", "rollout-pause", "look at logs") in mine
+    assert ("rm-tester", "rollout-rollback", "QC drift") in mine
 
 
 def test_abort_rolls_back_with_exit_1_and_text_output(fake: FakeNomad,
@@ -200,7 +201,7 @@ def test_embedded_default_status_promote_rollback_freeze_history(home: Path,
     assert code == 0 and (item["cron"], item["duration_s"], item["timezone"]) == ("0 18 * * 5", 230400,
                                                                                   "Europe/Amsterdam")
     code, text, _ = cli(capsys, "history", "alpha")
-    assert code == 0 and "rm-tester promote trial sponsor sign-off" in text
+    assert code == 0 and "rm-tester  rollout-promote  prod/alpha: trial sponsor sign-off" in text
 
 
 def test_status_without_a_rollout_exits_1(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
