@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,9 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from delivery import __version__
 from delivery.errors import ConfigError, DeliveryError, ExternalServiceError, UsageError
@@ -59,11 +62,16 @@ log = logging.getLogger(__name__)
 ALL: tuple[Role, ...] = ("execution-client", "release-manager", "developer", "auditor")
 READERS: tuple[Role, ...] = ("release-manager", "developer", "auditor")
 COOKIE = "delivery_session"
+DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+                       r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$")
 _bearer = HTTPBearer(auto_error=False, description="a token from `rollout tokens add NAME --role ROLE`")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text} for code, text in (
         (400, "malformed request"), (401, "no or unknown bearer token"), (403, "the token's role may not do this"),
-        (413, "request body too large"), (422, "a field is invalid (the message names it)"))}
+        (413, "request body too large"), (422, "a field is invalid (the message names it)"),
+        (502, "the registry, Nomad or the database failed; retry later"),
+        (503, "a system of record is not configured or the server is busy; retry later"))}
+NOT_FOUND = "no such biomarker (the message says which)"
 
 
 class ApiError(Exception):
@@ -76,7 +84,7 @@ class ApiError(Exception):
 
 def _status_of(error: DeliveryError) -> int:
     """How a domain error reads over HTTP."""
-    if isinstance(error, ExecutionNotFound):
+    if isinstance(error, ExecutionNotFound | operations.FreezeNotFound):
         return 404
     if isinstance(error, PlanningFailed):
         return 500
@@ -106,8 +114,11 @@ def _install_errors(app: FastAPI) -> None:
         return _problem(_status_of(e), e.message, e.hint)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, e: HTTPException) -> JSONResponse:
-        return _problem(e.status_code, str(e.detail), headers=dict(e.headers or {}))
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        headers = dict(e.headers or {})
+        if e.status_code == 405:  # Starlette names only the first route's methods; a path may have several
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _problem(e.status_code, str(e.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -120,6 +131,16 @@ def _install_errors(app: FastAPI) -> None:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         return _problem(422, f"{where}: {first.get('msg')}{more}", "Fix that field and send the request again.",
                         where)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -187,6 +208,12 @@ def session_store(request: Request) -> SessionStore:
     return sessions_of(request.app.state, lambda: services.ledger.url)
 
 
+def _date_time(value: object) -> object:
+    if isinstance(value, str) and not DATE_TIME.match(value):
+        raise ValueError("must be an RFC 3339 date-time such as 2026-03-02T10:00:00Z")
+    return value
+
+
 def role(*allowed: Role) -> Any:
     """Dependency: the caller, if their role is one of `allowed` (else 403)."""
     def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
@@ -207,6 +234,8 @@ Name = Annotated[str, PathParam(pattern=NAME, description="biomarker name")]
 FreezeId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="freeze id")]
 Action = Annotated[str, PathParam(pattern=r"^(pause|resume|abort|rollback)$", description="what to ask for")]
 EnvironmentQuery = Annotated[str | None, Query(pattern=NAME, description="environment (default: the first served)")]
+# The contract says date-time: a bare number (pydantic would read it as epoch seconds) is refused like any typo.
+Since = Annotated[datetime | None, BeforeValidator(_date_time), Query(description="RFC 3339 date-time")]
 IdempotencyKey = Annotated[str | None, Header(pattern=IDEMPOTENCY_KEY, description="same key + same body = "
                                               "same execution")]
 
@@ -357,7 +386,7 @@ def _execution_routes(app: FastAPI, services: Services) -> None:
     def list_executions(_: Reader,
                         biomarker: Annotated[str | None, Query(pattern=NAME)] = None,
                         version: Annotated[str | None, Query(pattern=r"^[0-9A-Za-z.+_-]{1,128}$")] = None,
-                        since: Annotated[datetime | None, Query()] = None,
+                        since: Since = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ExecutionList:
         found = services.ledger.executions(biomarker=biomarker, version=version, since=since, limit=limit,
                                            newest_first=True)
@@ -407,7 +436,8 @@ def _release_routes(app: FastAPI, services: Services) -> None:
         return VersionList(biomarker=name, image=view.image, versions=version_views(view, states, now),
                            freezes=[freeze_view(f, s.environment, now) for s in states for f in s.freezes])
 
-    @app.post("/v1/resolve", response_model=Resolution, tags=["releases"], summary="resolve a pin, run nothing")
+    @app.post("/v1/resolve", response_model=Resolution, tags=["releases"], summary="resolve a pin, run nothing",
+              responses={404: {"model": Problem, "description": NOT_FOUND}})
     def resolve(body: ResolveRequest, _: Everyone) -> Resolution:
         environment = _environment(services, body.environment)
         manifest = _manifest(services, body.biomarker)
@@ -425,7 +455,9 @@ def _release_routes(app: FastAPI, services: Services) -> None:
                           attestation_digest=found.attestation_digest, warnings=list(found.warnings))
 
     @app.post("/v1/biomarkers/{name}/freezes", status_code=201, response_model=FreezeView, tags=["releases"],
-              summary="freeze a biomarker in an environment (release managers)")
+              summary="freeze a biomarker in an environment (release managers)",
+              responses={404: {"model": Problem, "description": NOT_FOUND},
+                         409: {"model": Problem, "description": "the release state kept changing; retry"}})
     def add_freeze(name: Name, body: FreezeRequest, principal: Manager) -> FreezeView:
         environment = _environment(services, body.environment)
         _manifest(services, name)
@@ -437,7 +469,9 @@ def _release_routes(app: FastAPI, services: Services) -> None:
         return freeze_view(item, environment, now)
 
     @app.delete("/v1/biomarkers/{name}/freezes/{freeze_id}", status_code=204, tags=["releases"],
-                summary="lift a freeze (release managers)")
+                summary="lift a freeze (release managers)",
+                responses={404: {"model": Problem, "description": "no such biomarker or freeze"},
+                           409: {"model": Problem, "description": "the release state kept changing; retry"}})
     def lift_freeze(name: Name, freeze_id: FreezeId,
                     principal: Manager,
                     environment: EnvironmentQuery = None) -> None:
@@ -456,7 +490,8 @@ def _release_routes(app: FastAPI, services: Services) -> None:
 
     @app.post("/v1/rollouts/{name}/{action}", status_code=202, response_model=RolloutView, tags=["rollouts"],
               summary="pause, resume, abort or roll back a rollout (release managers); the controller acts on it",
-              responses={404: {"model": Problem, "description": "no rollout"}})
+              responses={404: {"model": Problem, "description": "no rollout"},
+                         409: {"model": Problem, "description": "the release state kept changing; retry"}})
     def act(name: Name, action: Action,
             body: RolloutRequest, principal: Manager) -> RolloutView:
         env = _environment(services, body.environment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from rollout.api.page import LOGIN_CSRF
 from rollout.api.sessions import SessionStore
 from tests.rollout.api.conftest import NAME, Api, make_services
 from tests.support.api_server import serve
+
+OPENAPI = Path(__file__).resolve().parents[3] / "manifests" / "openapi.json"
 
 
 def test_a_freeze_pinned_to_non_ascii_digits_is_refused(api: Api) -> None:
@@ -133,3 +136,22 @@ def test_a_session_ends_when_its_token_is_revoked_or_it_expires(api: Api, tmp_pa
     assert sessions.find(session_id) is not None
     now[0] += 61
     assert sessions.find(session_id) is None
+
+
+def test_the_not_found_answers_are_in_the_contract(api: Api) -> None:
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))["paths"]
+    with api.client("release-manager") as manager:
+        answers = {("/v1/resolve", "post"): manager.post("/v1/resolve", json={"biomarker": "nosuch", "pin": "1"}),
+                   ("/v1/biomarkers/{name}/freezes", "post"): manager.post("/v1/biomarkers/nosuch/freezes",
+                                                                           json={"reason": "r"}),
+                   ("/v1/biomarkers/{name}/freezes/{freeze_id}", "delete"): manager.delete(
+                       f"/v1/biomarkers/{NAME}/freezes/never-there")}
+    for (path, method), answer in answers.items():
+        assert answer.status_code == 404, (path, answer.text)
+        assert "404" in document[path][method]["responses"], path
+
+
+def test_a_wrong_method_names_every_method_the_path_serves(api: Api) -> None:
+    with api.client("developer") as developer:
+        refused = developer.request("PATCH", "/v1/executions")
+    assert refused.status_code == 405 and set(refused.headers["allow"].split(", ")) == {"GET", "POST"}
