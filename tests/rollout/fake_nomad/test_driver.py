@@ -60,6 +60,12 @@ def put(fake: FakeNomad, path: str, body: Json) -> Json:
     return dict(answer.json())
 
 
+def get(fake: FakeNomad, path: str) -> Any:
+    answer = requests.get(f"{fake.address}{path}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def credentials(fake: FakeNomad, job_id: str, registry: RegistryHandle, password: str | None = None) -> None:
     put(fake, f"/v1/var/nomad/jobs/{job_id}",
         {"Items": {"username": registry.username, "password": password or registry.password.reveal()}})
@@ -129,7 +135,7 @@ def test_two_dispatches_each_read_only_their_own_study_and_write_only_their_own_
     for name in ("a", "b"):
         assert (data / name / "out" / "seen.txt").read_text() == f"patient-{name}\n"
         assert (data / name / "out" / "who.txt").read_text() == f"x-{name} on cpu\n"
-    alloc = allocs(fake, children["a"])[0]
+    alloc = get(fake, f"/v1/job/{children['a']}/allocations")[0]
     assert alloc["NodeName"].startswith("cpu-") and events(alloc)[-1] == "Terminated: Exit Code: 0"
 
 
@@ -138,7 +144,7 @@ def test_a_healthy_service_canary_is_promoted_and_the_deployment_succeeds(
     credentials(fake, "bio-svc", registry)
     put(fake, "/v1/jobs", {"Job": service_job(image, registry)})
     assert fake.wait_until(lambda: fake.job_versions("bio-svc") and fake.state.jobs["default\x00bio-svc"]["Stable"], 30)
-    first = allocs(fake, "bio-svc")[0]
+    first = get(fake, f"/v1/allocation/{allocs(fake, 'bio-svc')[0]['ID']}")
     port = first["AllocatedResources"]["Shared"]["Ports"][0]["Value"]
     assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).text == "ok\n"
     put(fake, "/v1/jobs", {"Job": service_job(image, registry, release="2")})
@@ -166,6 +172,7 @@ def test_a_failing_check_makes_the_canary_unhealthy_and_the_job_auto_reverts(
 
 def test_a_ports_label_without_a_group_network_fails_with_the_drivers_text(
         fake: FakeNomad, image: str, registry: RegistryHandle) -> None:
+    fake.conformance = False  # type: ignore[attr-defined]  # a job Nomad's own rules call invalid, on purpose
     credentials(fake, "bio-svc", registry)
     put(fake, "/v1/jobs", {"Job": service_job(image, registry, network=False)})
     assert fake.wait_until(lambda: allocs(fake, "bio-svc") and allocs(fake, "bio-svc")[0]["ClientStatus"] == "failed",
@@ -175,6 +182,7 @@ def test_a_ports_label_without_a_group_network_fails_with_the_drivers_text(
 
 def test_a_template_reading_another_jobs_variable_gets_no_credentials(
         fake: FakeNomad, image: str, registry: RegistryHandle, data: Path) -> None:
+    fake.conformance = False  # type: ignore[attr-defined]  # its static check refuses this job at registration
     credentials(fake, "registry-auth", registry)
     parent = batch_parent(image, registry)
     parent["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"] = \
@@ -243,6 +251,7 @@ def test_a_gpu_job_without_a_gpu_node_is_not_placed(docker_client: DockerClient,
     with FakeNomad(driver=driver, nodes=[Node("n1", "cpu-1", "cpu", 0)]) as fake:
         job = batch_parent(image, registry)
         job.pop("ParameterizedJob")
+        job["TaskGroups"][0]["Tasks"][0].update(Env={}, Config={"image": image, "command": "true"})
         job["TaskGroups"][0]["Tasks"][0]["Resources"]["Devices"] = [{"Name": "nvidia/gpu", "Count": 1}]
         job["Constraints"] = None
         registered = put(fake, "/v1/jobs", {"Job": job})
