@@ -50,6 +50,8 @@ LATER_FIELDS: dict[str, Json] = {
     # §3.2 deployment JSON: `EvalPriority`, `CreateTime`, `ModifyTime`; `DeploymentState.AutoPromote`.
     "Deployment": {"EvalPriority": _INT, "CreateTime": _INT, "ModifyTime": _INT},
     "DeploymentState": {"AutoPromote": _BOOL},
+    # §1.6 plan response: `DesiredTGUpdates` counters `Disconnect, Reconnect, RescheduleNow, RescheduleLater`.
+    "DesiredUpdates": {"Disconnect": _INT, "Reconnect": _INT, "RescheduleNow": _INT, "RescheduleLater": _INT},
     # §1.6 plan response: `"Index":0`; §1.1 register response: `"Index":34`; §3.1 write response: `"Index":20`.
     "JobPlanResponse": _META_FIELDS, "JobRegisterResponse": _META_FIELDS,
     "JobDeregisterResponse": {**_META_FIELDS, "VolumeEvalID": _STR, "VolumeEvalIndex": _INT},
@@ -153,7 +155,7 @@ def _operations() -> list[tuple[re.Pattern[str], int, str, Json]]:
 
 def operation(method: str, path: str) -> Json | None:
     """The document's operation for METHOD on an API path (`/v1/...`); writes accept PUT and POST alike (§0)."""
-    rel = path.removeprefix(API_PREFIX)
+    rel = path.split("?", 1)[0].removeprefix(API_PREFIX)
     same = {"PUT": ("PUT", "POST"), "POST": ("POST", "PUT")}.get(method, (method,))
     for wanted in same:
         for regex, _, m, op in _operations():
