@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from delivery import __version__
+from delivery.audit import AuditQuery
 from delivery.errors import ConfigError, DeliveryError, ExternalServiceError, UsageError
 from delivery.registry import Unauthorized
 from delivery.release.resolve import gather_registry
@@ -31,6 +32,8 @@ from rollout.api.middleware import AccessLog, BodyLimit, SecurityHeaders
 from rollout.api.schemas import (
     IDEMPOTENCY_KEY,
     NAME,
+    AuditEntry,
+    AuditList,
     BiomarkerList,
     BiomarkerSummary,
     ExecutionList,
@@ -507,6 +510,17 @@ def _release_routes(app: FastAPI, services: Services) -> None:
     def recalls(_: Auditor) -> RecallList:
         return RecallList(recalls=[RecallView(subject=e.subject, reason=e.reason, actor=e.actor, at=e.at,
                                               details=e.details) for e in services.audit.events(action="recall")])
+
+    @app.get("/v1/audit", response_model=AuditList, tags=["audit"],
+             summary="the audit trail: promotions, yanks, freezes, deploys, rollbacks, gate verdicts (auditors)")
+    def audit_trail(_: Auditor, biomarker: Annotated[str | None, Query(pattern=NAME)] = None,
+                    environment: Annotated[str | None, Query(pattern=NAME)] = None,
+                    actor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+                    action: Annotated[str | None, Query(pattern=r"^[a-z][a-z_-]{0,63}$")] = None,
+                    since: Annotated[datetime | None, Query(description="RFC 3339 date-time")] = None,
+                    until: Annotated[datetime | None, Query(description="RFC 3339 date-time")] = None) -> AuditList:
+        query = AuditQuery(biomarker, environment, actor, action, since, until)
+        return AuditList(events=[AuditEntry(**e.as_json()) for e in services.audit.read(query)])
 
 
 def _manifest(services: Services, name: str) -> Any:

@@ -188,6 +188,23 @@ class RecallList(BaseModel):
     recalls: list[RecallView]
 
 
+class AuditEntry(BaseModel):
+    """One audited action: what, on which biomarker in which environment, who, when and why."""
+
+    at: datetime
+    action: str
+    subject: str
+    environment: str | None
+    biomarker: str
+    actor: str
+    reason: str
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    events: list[AuditEntry]
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
