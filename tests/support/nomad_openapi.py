@@ -141,26 +141,26 @@ def job_problems(job: Any) -> list[str]:
 
 # ---------------------------------------------------------------- operations
 @cache
-def _operations() -> list[tuple[re.Pattern[str], int, str, Json]]:
-    """(path regex, specificity, method, operation): a parameter matches `/` too (job IDs of dispatched children,
-    Variable paths), so the most literal template wins, as Nomad's suffix routing does (nomad-api.md §0)."""
+def _templates() -> list[tuple[re.Pattern[str], Json]]:
+    """(path regex, operations by method), most literal first: a parameter matches `/` too (job IDs of dispatched
+    children, Variable paths), and Nomad routes `/v1/job/...` by suffix (nomad-api.md §0), so the most literal
+    template that matches is the route."""
     found = []
     for template, ops in document()["paths"].items():
-        pattern = re.escape(template)
-        pattern = re.sub(r"\\\{[^}]+\\\}", "(.+)", pattern)
+        pattern = re.sub(r"\\\{[^}]+\\\}", "(.+)", re.escape(template))
         literal = len(re.sub(r"\{[^}]+\}", "", template))
-        found += [(re.compile(f"^{pattern}$"), literal, m.upper(), op) for m, op in ops.items() if m != "parameters"]
-    return sorted(found, key=lambda f: -f[1])
+        found.append((literal, re.compile(f"^{pattern}$"), {m.upper(): op for m, op in ops.items()}))
+    return [(regex, ops) for _, regex, ops in sorted(found, key=lambda f: -f[0])]
 
 
 def operation(method: str, path: str) -> Json | None:
     """The document's operation for METHOD on an API path (`/v1/...`); writes accept PUT and POST alike (§0)."""
     rel = path.split("?", 1)[0].removeprefix(API_PREFIX)
-    same = {"PUT": ("PUT", "POST"), "POST": ("POST", "PUT")}.get(method, (method,))
-    for wanted in same:
-        for regex, _, m, op in _operations():
-            if m == wanted and regex.match(rel):
-                return op
+    ops = next((ops for regex, ops in _templates() if regex.match(rel)), {})
+    for wanted in {"PUT": ("PUT", "POST"), "POST": ("POST", "PUT")}.get(method, (method,)):
+        if wanted in ops:
+            found: Json = ops[wanted]
+            return found
     return None
 
 
