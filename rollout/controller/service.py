@@ -30,6 +30,7 @@ Pair = tuple[str, str]
 ControllerFactory = Callable[[str, str], Controller]
 Lister = Callable[[], Iterable[Pair]]
 Watch = Callable[[int, float], int]  # a blocking read: (index, wait seconds) -> the index it returned
+WatchFactory = Callable[[], Watch]  # called once, when the watching thread starts (it opens its own connection)
 INTERVAL_S = 5.0
 BLOCK_S = 30.0
 
@@ -65,7 +66,7 @@ class Watches:
         self.wake, self.block_s, self.log = wake, block_s, log or json_log()
         self._stops: dict[str, threading.Event] = {}
 
-    def follow(self, watches: Mapping[str, Watch]) -> None:
+    def follow(self, watches: Mapping[str, WatchFactory]) -> None:
         """Watch exactly these keys from now on (new ones start, dropped ones stop after their current query)."""
         for key in set(self._stops) - set(watches):
             self._stops.pop(key).set()
@@ -78,8 +79,8 @@ class Watches:
         """Stop every watcher."""
         self.follow({})
 
-    def _loop(self, key: str, watch: Watch, stop: threading.Event) -> None:
-        index = 0
+    def _loop(self, key: str, factory: WatchFactory, stop: threading.Event) -> None:
+        watch, index = factory(), 0
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -95,22 +96,36 @@ class Watches:
             index = new
 
 
-def release_state_watch(store: object) -> Watch | None:
+def release_state_watch(store: object) -> WatchFactory | None:
     """One blocking read that any release-state write wakes (new rollouts, API actions); None off Nomad."""
     if not isinstance(store, NomadReleaseStore):
         return None
-    reader, prefix = NomadClient(store.client.settings), f"{store.prefix}/"
-    return lambda i, w: reader.variables_index(prefix, index=i, wait=w)
+    settings, prefix = store.client.settings, f"{store.prefix}/"
+
+    def start() -> Watch:
+        reader = NomadClient(settings)
+        return lambda i, w: reader.variables_index(prefix, index=i, wait=w)
+
+    return start
 
 
-def watches_for(ctl: Controller, status: RolloutStatus) -> dict[str, Watch]:
+def watches_for(ctl: Controller, status: RolloutStatus) -> dict[str, WatchFactory]:
     """Blocking reads that change when Nomad moves this rollout's job or deployment (none off Nomad)."""
-    out: dict[str, Watch] = {}
-    if isinstance(ctl.scheduler, NomadClient):  # its own connection: it blocks beside the passes
-        nomad, job_id = NomadClient(ctl.scheduler.settings), str(status.promote_spec["ID"])
-        out[f"job:{job_id}"] = lambda i, w: nomad.job(job_id, index=i, wait=w).index
-        if status.job_type == "service":
-            out[f"deployment:{job_id}"] = lambda i, w: nomad.latest_deployment(job_id, index=i, wait=w).index
+    if not isinstance(ctl.scheduler, NomadClient):
+        return {}
+    settings, job_id = ctl.scheduler.settings, str(status.promote_spec["ID"])
+
+    def job() -> Watch:
+        nomad = NomadClient(settings)  # its own connection: it blocks beside the passes
+        return lambda i, w: nomad.job(job_id, index=i, wait=w).index
+
+    def deployment() -> Watch:
+        nomad = NomadClient(settings)
+        return lambda i, w: nomad.latest_deployment(job_id, index=i, wait=w).index
+
+    out: dict[str, WatchFactory] = {f"job:{job_id}": job}
+    if status.job_type == "service":
+        out[f"deployment:{job_id}"] = deployment
     return out
 
 
@@ -119,7 +134,7 @@ class ControllerService:
 
     def __init__(self, *, rollouts: Lister, controller_for: ControllerFactory, leadership: Leadership,
                  interval: float = INTERVAL_S, max_steps: int = 100, on_progress: Log | None = None,
-                 log: Log | None = None, block_s: float = BLOCK_S, state_watch: Watch | None = None) -> None:
+                 log: Log | None = None, block_s: float = BLOCK_S, state_watch: WatchFactory | None = None) -> None:
         self.rollouts, self.controller_for, self.leadership = rollouts, controller_for, leadership
         self.interval, self.max_steps = interval, max_steps
         self.on_progress = on_progress or (lambda record: None)
@@ -186,7 +201,7 @@ class ControllerService:
         self.watches.follow(watches)
         self.wake.wait(self.interval)
 
-    def _watches(self, ctl: Controller, status: RolloutStatus) -> dict[str, Watch]:
+    def _watches(self, ctl: Controller, status: RolloutStatus) -> dict[str, WatchFactory]:
         try:
             return watches_for(ctl, status)
         except (DeliveryError, KeyError) as e:

@@ -20,7 +20,7 @@ from rollout.nomad_state import NomadReleaseStore
 from tests.support.fake_nomad import FakeNomad
 from tests.support.nomad_world import BATCH, ENV, Verifier, client, manifest, release
 
-TTL = 1.0
+TTL = 2.0  # short for speed, long enough that a busy test machine never misses a renewal
 STEPS = """\
 rollout:
   steps:
