@@ -376,7 +376,7 @@ class FakeNomad:
             raise HTTPError(500, "No path to region")
         if method == "GET":
             return self._blocking(lambda: handler(query, None), table, query)
-        optional = method == "DELETE" or path.startswith("/v1/deployment/fail/")
+        optional = method == "DELETE" or path.startswith("/v1/deployment/fail/") or path.endswith("/stop")
         payload = self._body(body, required=not optional)
         with self.cond:
             result = handler(query, payload)
@@ -458,6 +458,12 @@ class FakeNomad:
                 return (lambda q, b: ([_stub(a) for a in self.state.allocs.values() if a["EvalID"] == eid],
                                       t("allocs")())), get, "read-job", t("allocs")
             return (lambda q, b: self._get_eval(rest)), get, "read-job", t("evals")
+        if path.startswith("/v1/allocation/") and path.endswith("/stop"):
+            aid = path[len("/v1/allocation/"):-len("/stop")]
+            return (lambda q, b: self._stop_alloc_api(aid)), write, "alloc-lifecycle", None
+        if path.startswith("/v1/allocation/") and path.endswith("/services"):
+            aid = path[len("/v1/allocation/"):-len("/services")]
+            return (lambda q, b: (self._registrations(aid), t("allocs")())), get, "read-job", t("allocs")
         if path.startswith("/v1/allocation/"):
             aid = path.rsplit("/", 1)[1]
             return (lambda q, b: self._get_alloc(aid)), get, "read-job", t("allocs")
@@ -919,6 +925,38 @@ class FakeNomad:
         if ev is None:
             raise HTTPError(404, "eval not found")
         return copy.deepcopy(ev), ev["ModifyIndex"]
+
+    def _stop_alloc_api(self, alloc_id: str) -> Json:
+        """`POST /v1/allocation/:id/stop`: the allocation stops (its containers too) and is replaced."""
+        alloc = self.state.allocs.get(alloc_id)
+        if alloc is None:
+            raise HTTPError(404, "alloc not found")
+        alloc["DesiredTransition"] = {"Migrate": True}
+        self._stop_alloc(alloc, "alloc is being migrated")
+        self._replace(alloc)
+        job = self.state.jobs.get(_key(alloc["Namespace"], alloc["JobID"]))
+        ev = self._new_eval(job, "alloc-stop") if job else None
+        index = self._commit("allocs", "deployments", "evals", "jobs")
+        return {"EvalID": ev["ID"] if ev else "", "Index": index}
+
+    def _registrations(self, alloc_id: str) -> list[Json]:
+        """`GET /v1/allocation/:id/services`: the Nomad-provider services a running allocation registered."""
+        alloc = self.state.allocs.get(alloc_id)
+        if alloc is None:
+            raise HTTPError(404, "alloc not found")
+        group = _group(self._version_or_current(alloc), alloc["TaskGroup"]) or {}
+        ports = {p["Label"]: p["Value"] for p in
+                 ((alloc.get("AllocatedResources") or {}).get("Shared") or {}).get("Ports") or []}
+        if alloc["ClientStatus"] != "running" or alloc["DesiredStatus"] != "run":
+            return []
+        node = self.nodes.get(alloc["NodeID"])
+        return [{"ID": f"_nomad-task-{alloc_id}-group-{alloc['TaskGroup']}-{svc['Name']}-{svc['PortLabel']}",
+                 "ServiceName": svc["Name"], "Namespace": alloc["Namespace"], "NodeID": alloc["NodeID"],
+                 "Datacenter": node.datacenter if node else "dc1", "JobID": alloc["JobID"], "AllocID": alloc_id,
+                 "Tags": list(svc.get("Tags") or []), "Address": "127.0.0.1", "Port": ports[svc["PortLabel"]],
+                 "CreateIndex": alloc["CreateIndex"], "ModifyIndex": alloc["ModifyIndex"]}
+                for svc in group.get("Services") or []
+                if svc.get("Provider") == "nomad" and svc.get("PortLabel") in ports]
 
     def _get_alloc(self, alloc_id: str) -> tuple[Json, int]:
         alloc = self.state.allocs.get(alloc_id)

@@ -276,3 +276,26 @@ def test_the_projects_own_batch_job_runs_a_dispatch_on_its_own_study(
                            and allocs(fake, child)[0]["ClientStatus"] in ("complete", "failed"), 60)
     assert allocs(fake, child)[0]["ClientStatus"] == "complete", events(allocs(fake, child)[0])
     assert (data / "o1" / "volume.txt").read_text() == "42\n"
+
+
+def test_stopping_an_allocation_stops_its_container_and_the_service_moves_to_the_replacement(
+        fake: FakeNomad, image: str, registry: RegistryHandle, docker_client: DockerClient) -> None:
+    credentials(fake, "bio-svc", registry)
+    job = service_job(image, registry)
+    job["TaskGroups"][0]["Update"] = {"MaxParallel": 0}
+    job["TaskGroups"][0]["Tasks"][0]["KillTimeout"] = 1000 * MS  # httpd as PID 1 ignores SIGTERM
+    put(fake, "/v1/jobs", {"Job": job})
+    assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-svc")] == ["running"], 30)
+    old = allocs(fake, "bio-svc")[0]
+    container = fake.driver.container_id(old["ID"])  # type: ignore[attr-defined]
+    [registration] = get(fake, f"/v1/allocation/{old['ID']}/services")
+    assert (registration["ServiceName"], registration["Address"]) == ("bio-svc", "127.0.0.1")
+    answer = requests.post(f"{fake.address}/v1/allocation/{old['ID']}/stop", timeout=10)
+    assert answer.status_code == 200 and answer.json()["EvalID"]
+    assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-svc")] == ["complete", "running"], 30)
+    assert fake.wait_until(lambda: not docker_client.sdk.containers.list(all=True, filters={"id": container}), 15)
+    new = allocs(fake, "bio-svc")[1]
+    assert new["PreviousAllocation"] == old["ID"]
+    assert get(fake, f"/v1/allocation/{old['ID']}/services") == []
+    [moved] = get(fake, f"/v1/allocation/{new['ID']}/services")
+    assert requests.get(f"http://127.0.0.1:{moved['Port']}/health", timeout=5).text == "ok\n"
