@@ -232,3 +232,15 @@ def test_a_nomad_refusing_the_lock_is_a_clear_error_and_nothing_is_done(fake: Fa
         r.stop()
     assert not r.actions and registers(fake) == base
     assert any(LOCK_PATH in str(log.get("error", "")) for log in r.logs)
+
+
+def test_a_running_service_ends_with_the_lock_error_when_nomad_refuses_the_token(fake: FakeNomad) -> None:
+    base = first_version(fake)
+    deploy(fake, "1.1.0")
+    fake.inject("PUT", "^/v1/var/delivery/controller/leader$", status=403, text="Permission denied", times=1000)
+    r = replica(fake, "a")
+    started = time.monotonic()
+    with pytest.raises(LeaderLockError, match="403") as e:
+        r.service.run()
+    assert time.monotonic() - started < 5 and "variables read and write" in str(e.value.hint)
+    assert not r.actions and registers(fake) == base
