@@ -126,6 +126,8 @@ class RolloutStatus(_Frozen):
     candidate: ReleaseRef
     stable: ReleaseRef | None = None
     previous: ReleaseRef | None = None
+    earlier: tuple[ReleaseRef, ...] = ()  # stables before `previous`, newest last: where `rollback` goes once
+    # a rollout ended without changing the stable (rolled back automatically, aborted, failed)
     candidate_spec: dict[str, Any]
     promote_spec: dict[str, Any]
     steps: tuple[Step, ...]

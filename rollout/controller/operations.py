@@ -20,6 +20,7 @@ from rollout.jobspec import SPEC_HASH, ClusterSettings, Release, Track, build_jo
 from rollout.scheduler import Scheduler
 
 ATTEMPTS = 5
+EARLIER_KEPT = 10  # older stables a rollout remembers (each `rollout rollback` after a failed rollout goes one back)
 
 
 class FreezeNotFound(DeliveryError):
@@ -64,7 +65,7 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
         _check_freeze(state, now, override_reason, open_windows)
         stable = old.stable if old is not None and old.phase == "Succeeded" else _stable_from(current)
         status = _new_status(manifest, variant, release, environment, now, stable, current, cluster,
-                             override_reason)
+                             override_reason).model_copy(update={"earlier": _earlier(old)})
         started.append(status.logged(now, who, "deploy", override_reason or ""))
         return save_status(state, started[-1])
 
@@ -77,6 +78,15 @@ def start_rollout(*, store: ReleaseStore, scheduler: Scheduler, manifest: Biomar
     status = load_status(state)
     assert status is not None
     return status
+
+
+def _earlier(old: RolloutStatus | None) -> tuple[ReleaseRef, ...]:
+    """The stables before the next rollout's `previous` (its stable at the start), newest last."""
+    if old is None:
+        return ()
+    if old.phase == "Succeeded" and old.previous is not None:
+        return (*old.earlier, old.previous)[-EARLIER_KEPT:]
+    return old.earlier  # rolled back, aborted or failed: the stable did not change
 
 
 def _check_freeze(state: ReleaseState, now: datetime, override_reason: str | None,
@@ -145,6 +155,8 @@ def _requested(s: RolloutStatus, what: str, now: datetime, reason: str, actor: s
             raise DeliveryError("there is no previous stable version to roll back to")
         update: dict[str, Any] = {"phase": "RollingBack", "failure_reason": "RolledBack", "stable": s.previous,
                                   "abort_reason": reason or "rollback requested"}
+    elif what == "rollback" and s.terminal:
+        update = _back_to_earlier(s, reason)
     elif s.terminal:
         raise DeliveryError(f"the rollout of {s.candidate.version} already ended ({s.phase})")
     elif what in {"abort", "rollback"}:
@@ -158,6 +170,19 @@ def _requested(s: RolloutStatus, what: str, now: datetime, reason: str, actor: s
     else:
         raise UsageError(f"unknown request {what!r}")
     return s.model_copy(update=update).logged(now, actor, what, reason)
+
+
+def _back_to_earlier(s: RolloutStatus, reason: str) -> dict[str, Any]:
+    """A rollout that ended without promoting (an automatic rollback, an abort, a failure) left the stable where it
+    was: `rollback` now returns to the stable before that one, as it would have after a promotion."""
+    if not s.earlier:
+        current = s.stable.version if s.stable else "none"
+        raise DeliveryError(f"the rollout of {s.candidate.version} already ended ({s.phase}); no stable version "
+                            f"older than {current} is recorded to roll back to",
+                            hint="Deploy the version you want with `rollout deploy NAME --version V`.")
+    target = s.earlier[-1]
+    return {"phase": "RollingBack", "failure_reason": "RolledBack", "stable": target, "previous": target,
+            "earlier": s.earlier[:-1], "abort_reason": reason or f"rollback to {target.version} requested"}
 
 
 def add_freeze(store: ReleaseStore, environment: str, biomarker: str, item: Freeze, audit: AuditLog | None,

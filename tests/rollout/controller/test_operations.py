@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 
 from delivery.audit import AuditLog
+from delivery.errors import DeliveryError
 from delivery.release.state import SqliteReleaseStore
 from rollout import freeze
 from rollout.controller import operations
+from rollout.controller.gates import InMemoryExecutionStats, PairedOutput
 from rollout.scheduler import LocalScheduler
-from tests.support.nomad_world import ENV, Clock, manifest, release
+from tests.support.fake_nomad import FakeNomad
+from tests.support.nomad_world import ENV, Clock, client, controller, manifest, release
 
 
 def test_operations_record_the_given_actor_in_audit_and_history(tmp_path: Path,
@@ -41,3 +44,40 @@ def test_without_an_actor_the_process_identity_is_recorded(tmp_path: Path, monke
     audit = AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite'}")
     operations.add_freeze(store, ENV, "alpha", freeze.new_freeze(reason="r", owner="o", now=Clock()()), audit)
     assert [e.actor for e in audit.events()] == ["jenkins-bot"]
+
+
+def _feed(stats: InMemoryExecutionStats, clock: Clock, version: str, stable: str, *, volume: float) -> None:
+    for i in range(3):
+        stats.record("alpha", version, clock(), ok=True, runtime_s=10.0)
+        stats.record("alpha", stable, clock(), ok=True, runtime_s=10.0)
+        stats.record_pair("alpha", version, stable, clock(),
+                          PairedOutput(f"study-{i}", {"volume_ml": volume}, {"volume_ml": 100.0}))
+
+
+def test_one_rollback_after_an_automatic_rollback_returns_to_the_stable_before(tmp_path: Path) -> None:
+    clock, stats = Clock(), InMemoryExecutionStats()
+    store = SqliteReleaseStore(tmp_path / "release-state.sqlite")
+    with FakeNomad() as fake:
+        nomad = client(fake.address)
+        ctl = controller(fake.address, tmp_path, "alpha", clock, stats, store=store)
+        for version in ("1.0.0", "1.1.0", "1.2.0"):  # 1.0.0 first, 1.1.0 promoted by hand, 1.2.0 fails a gate
+            operations.start_rollout(store=store, scheduler=nomad, manifest=manifest(), variant="fast",
+                                     release=release("alpha", version), environment=ENV, now=clock())
+            if version == "1.1.0":
+                operations.request(store, ENV, "alpha", "promote", now=clock(), reason="sponsor sign-off")
+            ctl.run()
+            clock.advance(60)
+            _feed(stats, clock, version, "1.1.0", volume=120.0)  # 20 % off the stable's volumes
+            ended = ctl.run()
+        assert ended is not None and ended.phase == "RolledBack" and ended.failure_reason == "GateFailed"
+        assert ended.stable is not None and ended.stable.version == "1.1.0"
+        operations.request(store, ENV, "alpha", "rollback", now=clock(), reason="1.1.0 miscounts too",
+                           actor="rm-alice")
+        after = ctl.run()
+        job = nomad.job("alpha-fast").value
+    assert after is not None and after.phase == "RolledBack" and after.stable is not None
+    assert after.stable.version == "1.0.0" and after.history[-2].actor == "rm-alice"
+    assert job is not None and job.meta_value("version") == "1.0.0" and job.stable
+    assert store.read(ENV, "alpha").state.channels["stable"].version == "1.0.0"
+    with pytest.raises(DeliveryError, match=r"no stable version older than 1\.0\.0"):
+        operations.request(store, ENV, "alpha", "rollback", now=clock())
