@@ -198,6 +198,7 @@ class Leadership:
         self.error: LeaderLockError | None = None
         self.changed = threading.Event()  # set on every gain or loss, so the service re-checks at once
         self._stop = threading.Event()
+        self._mutex = threading.Lock()  # no acquire runs beside a release, and none starts after stop()
         self._leading = False
         self._thread: threading.Thread | None = None
 
@@ -211,15 +212,20 @@ class Leadership:
         return not self._stop.is_set() and self.error is None and self.lease.held()
 
     def stop(self, *, release: bool = True) -> None:
-        """Stop contending; `release=False` is a crash as the others see it (they wait out the TTL)."""
+        """Stop contending; `release=False` is a crash as the others see it (they wait out the TTL).
+
+        The thread is not waited for: it acts on nothing any more, and a release wakes its blocking query."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.period + 5)
-        if release:
-            self.lease.release()
+        with self._mutex:
+            if release:
+                self.lease.release()
 
     def tick(self) -> bool:
         """One acquire-or-renew; logs a gain or loss; True while this replica leads."""
+        with self._mutex:
+            return False if self._stop.is_set() else self._tick()
+
+    def _tick(self) -> bool:
         try:
             leading = self.lease.acquire()
         except LeaderLockError as e:

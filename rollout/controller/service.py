@@ -10,19 +10,20 @@ in one rollout is logged as a JSON line and never stops the others.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from delivery.errors import DeliveryError
 from rollout.controller.decide import Action, UpdateStatus
 from rollout.controller.leader import Leadership, Log
 from rollout.controller.loop import Controller, load_status
-from rollout.controller.model import RolloutStatus
+from rollout.controller.model import Pause, RolloutStatus
 from rollout.nomad import NomadClient
 from rollout.nomad_state import NomadReleaseStore
 
@@ -199,7 +200,7 @@ class ControllerService:
         if self.state_watch is not None:
             watches["release-state"] = self.state_watch
         self.watches.follow(watches)
-        self.wake.wait(self.interval)
+        self.wake.wait(min([self.interval, *(_until_pause_ends(ctl, status) for ctl, status in active)]))
 
     def _watches(self, ctl: Controller, status: RolloutStatus) -> dict[str, WatchFactory]:
         try:
@@ -268,6 +269,15 @@ class ControllerService:
     @staticmethod
     def _status(ctl: Controller) -> RolloutStatus | None:
         return load_status(ctl.store.read(ctl.environment, ctl.biomarker).state)
+
+
+def _until_pause_ends(ctl: Controller, status: RolloutStatus) -> float:
+    """Seconds until a timed pause step is over (so it fires on time whatever the interval); inf otherwise."""
+    step = status.current_step
+    if not isinstance(step, Pause) or step.duration_s is None or status.phase != "Progressing":
+        return math.inf
+    left = (status.step_started_at + timedelta(seconds=step.duration_s) - ctl.clock()).total_seconds()
+    return max(left, 0.05)
 
 
 def follow_status(store: Any, environment: str, biomarker: str, *, wait: float,

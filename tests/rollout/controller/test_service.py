@@ -244,3 +244,14 @@ def test_a_running_service_ends_with_the_lock_error_when_nomad_refuses_the_token
         r.service.run()
     assert time.monotonic() - started < 5 and "variables read and write" in str(e.value.hint)
     assert not r.actions and registers(fake) == base
+
+
+def test_a_timed_pause_ends_on_time_with_nothing_else_to_wake_the_service(fake: FakeNomad) -> None:
+    first_version(fake)
+    deploy(fake, "1.1.0")
+    r = replica(fake, "a", interval=60.0, ttl=30.0).start()  # neither the interval nor a renewal comes in time
+    try:
+        took = until(lambda: waiting_for_resume(fake), 8.0)
+    finally:
+        r.stop()
+    assert took < 4.0
