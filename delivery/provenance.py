@@ -25,6 +25,7 @@ from delivery.registry import (
     RegistryError,
     sha256_digest,
 )
+from delivery.scanrecord import ScanRecord
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
@@ -52,10 +53,18 @@ class VerifiedProvenance:
     ref: str
     builder_id: str
     test_passed: bool
-    scan_passed: bool
+    scan_passed: bool  # the scan stage's gate (secrets, misconfigurations, vulnerabilities found) passed
     gpu_test: str
     attestation_digest: str
+    scan: ScanRecord  # whether vulnerabilities were scanned at all, against how old a DB, and any override
     statement: dict[str, Any]
+
+    @property
+    def scan_verdict(self) -> str:
+        """`passed` only for a passing scan with vulnerabilities scanned; else what was (not) done, and why."""
+        if self.scan.scanned:
+            return "passed" if self.scan_passed else "NOT passed"
+        return f"gate {'passed' if self.scan_passed else 'NOT passed'}, but vulnerabilities {self.scan.describe()}"
 
 
 def generate_keys(out: Path, *, force: bool = False) -> tuple[Path, Path]:
@@ -235,16 +244,20 @@ def _read_statement(statement: dict[str, Any], repository: str, digest: str, sig
         test_passed=results.get("test", {}).get("status") == "passed",
         scan_passed=results.get("scan", {}).get("status") == "passed",
         gpu_test=str(results.get("gpu-test", {}).get("status", "not run")),
-        attestation_digest=attestation_digest, statement=statement,
+        attestation_digest=attestation_digest, scan=ScanRecord.from_json(predicate.get("scan")), statement=statement,
     )
 
 
 def build_statement(*, subject_name: str, digest: str, source: dict[str, Any], build: dict[str, Any],
                     builder_id: str, invocation_id: str, started: str, finished: str,
                     byproducts: list[dict[str, Any]], internal: dict[str, Any],
-                    dependencies: list[dict[str, Any]]) -> dict[str, Any]:
-    """An in-toto Statement v1 whose predicate is SLSA provenance v1 for one image digest."""
-    return {
+                    dependencies: list[dict[str, Any]], scan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An in-toto Statement v1 whose predicate is SLSA provenance v1 for one image digest.
+
+    `scan` (`ScanRecord.as_json()`) says whether vulnerabilities were scanned; without it, verifiers read
+    the image as unscanned.
+    """
+    statement: dict[str, Any] = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": subject_name, "digest": {"sha256": digest.removeprefix("sha256:")}}],
         "predicateType": SLSA_PROVENANCE,
@@ -256,3 +269,6 @@ def build_statement(*, subject_name: str, digest: str, source: dict[str, Any], b
                            "byproducts": byproducts},
         },
     }
+    if scan is not None:
+        statement["predicate"]["scan"] = scan
+    return statement

@@ -1,9 +1,10 @@
-"""The scan gate: a severity threshold and an audited ignore file (every ignore has a reason and an expiry)."""
+"""The scan gate: a severity threshold and an audited ignore file (every ignore has a reason and an expiry), and
+the vulnerability DB gate: a build whose vulnerabilities were not scanned against a fresh DB fails closed."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +12,13 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from delivery.errors import ConfigError
-from delivery.trivy import SEVERITIES, Finding
+from delivery.audit import AuditEvent, AuditLog
+from delivery.ci.context import RELEASE_TAG, CiContext
+from delivery.errors import ConfigError, DeliveryError
+from delivery.registry import RegistryClient
+from delivery.scannerdb import installed_metadata, pull_archive
+from delivery.scanrecord import DbMetadata, ScanRecord, assess
+from delivery.trivy import SEVERITIES, Finding, Trivy, TrivyError
 
 IGNORE_FILE = "scan-ignore.yaml"
 
@@ -86,3 +92,74 @@ def gate(findings: list[Finding], ignores: list[Ignore], severity: str | Sequenc
     ignored = tuple((f, active[f.id]) for f in gated if f.id in active)
     label = severity if isinstance(severity, str) else ",".join(blocks)
     return GateResult(not blocking, label, blocking, ignored, len(findings) - len(gated), expired)
+
+
+def is_release(context: CiContext) -> bool:
+    """A semver release-tag build: its scan must have run unless overridden."""
+    return RELEASE_TAG.match(context.tag or "") is not None
+
+
+def db_record(cache: Path, max_age: dt.timedelta, now: dt.datetime) -> tuple[ScanRecord, DbMetadata | None]:
+    """What a scan with the DB in `cache` would record (before trivy runs), and the DB's metadata."""
+    try:
+        metadata = installed_metadata(cache)
+    except DeliveryError as e:
+        return ScanRecord("unscanned", e.message), None
+    missing = f"no trivy vulnerability DB in {cache}/db"
+    return assess(metadata, missing, max_age, now), metadata
+
+
+def prepare_db(cache: Path, max_age: dt.timedelta, mirror: tuple[Callable[[], RegistryClient], str] | None,
+               now: dt.datetime) -> tuple[ScanRecord, DbMetadata | None]:
+    """The DB's record; a missing or stale DB is first refreshed from the registry mirror, when one is configured."""
+    record, metadata = db_record(cache, max_age, now)
+    if record.scanned or mirror is None:
+        return record, metadata
+    client, repository = mirror
+    try:
+        pull_archive(client(), repository, cache)
+    except DeliveryError as e:
+        return ScanRecord(record.status, f"{record.reason}; pulling the mirror {repository} failed: {e.message}",
+                          record.db_updated_at, record.db_next_update), metadata
+    return db_record(cache, max_age, now)
+
+
+def scan_image(trivy: Trivy, tar: Path, report: Path, record: ScanRecord) -> tuple[list[Finding], ScanRecord]:
+    """Image findings: vulnerabilities too unless there is no DB; a DB trivy cannot use leaves them unscanned."""
+    if record.status == "unscanned":
+        return trivy.scan_image(tar, report, vulnerabilities=False), record
+    try:
+        return trivy.scan_image(tar, report, vulnerabilities=True), record
+    except TrivyError as e:
+        said = (e.hint or "").strip().splitlines()[-1:]
+        failed = ScanRecord("unscanned", f"{e.message}{': ' + said[0][:300] if said else ''}",
+                            record.db_updated_at, record.db_next_update)
+        return trivy.scan_image(tar, report, vulnerabilities=False), failed
+
+
+def unscanned_problem(record: ScanRecord, *, release: bool, require: bool) -> str | None:
+    """Why this build must fail for its unscanned or stale vulnerabilities (None: it may pass, with a warning)."""
+    if record.scanned or record.override is not None:
+        return None
+    what = "vulnerabilities were not scanned" if record.status == "unscanned" else "the vulnerability DB is stale"
+    if release:
+        return f"release build: {what} ({record.reason})"
+    if require:
+        return f"{what} ({record.reason}) and require_vuln_db is on"
+    return None
+
+
+UNSCANNED_HINT = ("Import a current DB (`delivery scanner db import db.tar.gz`, or `delivery scanner db pull`), or "
+                  "accept it for this build with --allow-unscanned --reason TEXT (audited, recorded in the "
+                  "attestation). Local experiments on non-release builds: --no-require-vuln-db only warns.")
+
+
+def audit_override(audit: AuditLog, record: ScanRecord, name: str, context: CiContext) -> None:
+    """The override that let an unscanned build through, in the audit trail."""
+    if record.override is None:
+        return
+    audit.append(AuditEvent("allow-unscanned", f"{name}@{context.version}", record.override.reason,
+                            record.override.actor, details={"biomarker": name, "command": "ci scan",
+                                                            "commit": context.commit, "ref": context.ref,
+                                                            "scan": record.as_json()}))
+

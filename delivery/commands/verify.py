@@ -52,10 +52,11 @@ def _verify(args: argparse.Namespace) -> int:
         raise NotFound(f"{repository}:{reference} is not in the registry {settings.host}")
     verified = verify_image(client, repository, digest, args.key)
     if args.json:
-        clikit.print_json({k: v for k, v in asdict(verified).items() if k != "statement"} | {"verified": True})
+        clikit.print_json({k: v for k, v in asdict(verified).items() if k != "statement"}
+                          | {"verified": True, "scan_verdict": verified.scan_verdict})
     else:
         print(f"verified {settings.host}/{repository}@{digest}\n  signer {verified.key_id}\n"
               f"  source {verified.source_repo} {verified.commit} ({verified.ref})\n  builder {verified.builder_id}\n"
               f"  tests {'passed' if verified.test_passed else 'NOT passed'}, "
-              f"scan {'passed' if verified.scan_passed else 'NOT passed'}, gpu-test {verified.gpu_test}")
+              f"scan {verified.scan_verdict}, gpu-test {verified.gpu_test}")
     return 0

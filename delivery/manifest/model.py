@@ -112,7 +112,13 @@ class ScanSpec(_Strict):
         None, description="Audited ignore file (id, reason, expires), relative to the repository; "
                           "absent: scan-ignore.yaml.",
     )
-    require_vuln_db: bool = Field(False, description="Fail the scan when no vulnerability database is available.")
+    require_vuln_db: bool = Field(
+        True, description="Fail the scan when vulnerabilities could not be scanned (no DB, a DB older than "
+                          "max_db_age, a scanner error). false: non-release builds only warn (local experiments); "
+                          "release-tag builds always fail unless --allow-unscanned --reason.",
+    )
+    max_db_age: Duration = Field("168h", description="Oldest vulnerability DB a scan counts as scanned, e.g. 72h; "
+                                                     "older: stale.")
 
     @model_validator(mode="after")
     def _no_repeats(self) -> ScanSpec:
