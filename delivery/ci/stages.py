@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from delivery import __version__, contract
-from delivery.ci import junit
+from delivery.audit import AuditLog, current_actor
+from delivery.ci import junit, scanpolicy
 from delivery.ci.context import CiContext
 from delivery.ci.record import RunRecord, StageResult, Status
 from delivery.ci.scanpolicy import IGNORE_FILE, gate, load_ignores
@@ -19,9 +20,11 @@ from delivery.ci.status import CommitStatusSink
 from delivery.config import RegistrySettings
 from delivery.docker import ContainerJob, DockerClient, LineSink, Mount, NoGpuRuntime
 from delivery.errors import DeliveryError
-from delivery.localenv import cache_dir
 from delivery.manifest import Biomarker, duration_seconds
+from delivery.paths import default_database_url
 from delivery.provenance import build_statement, load_private_key, sign_statement, store_attestation
+from delivery.scannerdb import REPOSITORY_ENV, trivy_cache_dir
+from delivery.scanrecord import DbMetadata, Override, ScanRecord
 from delivery.trivy import Trivy
 
 CA_FILE = "delivery-build-ca.crt"
@@ -58,6 +61,9 @@ class Options:
     ignore_file: Path | None = None
     require_vuln_db: bool | None = None
     signing_key: Path | None = None
+    max_db_age: str | None = None  # flag or DELIVERY_SCAN_MAX_DB_AGE; None: the manifest's scan.max_db_age
+    allow_unscanned: bool = False  # with unscanned_reason: an unscanned build passes (audited, attested)
+    unscanned_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class ScanPolicy:
     severity: str | tuple[str, ...]
     ignore_file: Path
     require_vuln_db: bool
+    max_db_age: dt.timedelta
 
 
 @dataclass
@@ -209,46 +216,72 @@ def scan_policy(manifest: Biomarker, repo: Path, options: Options) -> ScanPolicy
     severity = options.severity or (tuple(spec.severity) if spec.severity else "HIGH")
     ignore_file = options.ignore_file or repo / (spec.ignore_file or IGNORE_FILE)
     require = spec.require_vuln_db if options.require_vuln_db is None else options.require_vuln_db
-    return ScanPolicy(severity, ignore_file, require)
+    max_age = dt.timedelta(seconds=duration_seconds(options.max_db_age or spec.max_db_age))
+    return ScanPolicy(severity, ignore_file, require, max_age)
 
 
 def scan(env: StageEnv, options: Options) -> Outcome:
-    """Trivy: image secrets (+ vulnerabilities when a DB exists), Dockerfile checks, CycloneDX SBOM, then the gate."""
-    work = env.record.work_dir
-    trivy = Trivy(Path(os.environ.get("TRIVY_CACHE_DIR") or cache_dir() / "trivy"))
+    """Trivy: image secrets and vulnerabilities, Dockerfile checks, CycloneDX SBOM; the severity and DB gates."""
+    work, policy, now = env.record.work_dir, scan_policy(env.manifest, env.repo, options), dt.datetime.now(dt.UTC)
+    repository = os.environ.get(REPOSITORY_ENV)
+    mirror = (lambda: env.registry().client(), repository) if repository else None
+    record, db = scanpolicy.prepare_db(trivy_cache_dir(), policy.max_db_age, mirror, now)
+    trivy = Trivy(trivy_cache_dir(), db_repository=f"{env.registry().host}/{repository}" if repository else None)
     tar = work / "image.tar"
     env.docker.save(_built_image(env)["tag"], tar)
     try:
-        has_db = trivy.has_vulnerability_db()
-        findings = trivy.scan_image(tar, work / "trivy-image.json", vulnerabilities=has_db)
+        findings, record = scanpolicy.scan_image(trivy, tar, work / "trivy-image.json", record)
         findings += trivy.scan_dockerfile(env.repo / env.manifest.build.dockerfile, work / "trivy-dockerfile.json")
         components = trivy.sbom(tar, work / "sbom.cdx.json")
     finally:
         tar.unlink(missing_ok=True)
-    policy = scan_policy(env.manifest, env.repo, options)
-    ignore_file = policy.ignore_file
-    result = gate(findings, load_ignores(ignore_file), policy.severity, dt.datetime.now(dt.UTC).date())
+    override = Override(options.unscanned_reason, current_actor()) if options.allow_unscanned else None
+    record = record.with_override(override)
+    env.record.put("scan", record.as_json())
+    result = gate(findings, load_ignores(policy.ignore_file), policy.severity, now.date())
     lines = [f"{f.severity:8} {f.kind:16} {f.id:22} {f.target} {f.title}" for f in result.blocking]
     lines += [f"ignored  {f.id} until {i.expires}: {i.reason}" for f, i in result.ignored]
     lines += [f"EXPIRED ignore {i.id} (expired {i.expires}) no longer applies" for i in result.expired]
     if not trivy.has_java_db():
         lines.append("note: no trivy Java DB, so Java archives (.jar/.war/.ear/.par) are not in the SBOM")
-    if not has_db:
-        lines.append(f"WARNING: vulnerabilities NOT scanned: no trivy vulnerability DB in {trivy.cache_dir}/db "
-                     "(seed it with `trivy image --download-db-only` where the internet is reachable)")
+    lines += _db_lines(record, db, now)
     details = {"findings": len(findings), "blocking": len(result.blocking), "ignored": len(result.ignored),
                "below_threshold": result.below_threshold, "threshold": result.threshold,
-               "vulnerability_db": has_db, "sbom": str(work / "sbom.cdx.json"), "sbom_components": components,
-               "blocking_ids": sorted({f.id for f in result.blocking}), "ignore_file": str(ignore_file)}
+               "vulnerability_db": record.scanned, "scan": record.as_json(), "sbom": str(work / "sbom.cdx.json"),
+               "sbom_components": components, "blocking_ids": sorted({f.id for f in result.blocking}),
+               "ignore_file": str(policy.ignore_file)}
     if not result.passed:
         raise StageFailed(f"scan gate closed: {len(result.blocking)} finding(s) at {result.described}",
-                          hint="\n".join(lines) + f"\nFix them, or accept one in {ignore_file.name} with a reason "
-                                                  "and an expiry.", details=details)
-    if not has_db and policy.require_vuln_db:
-        raise StageFailed("no vulnerability database: vulnerabilities were not scanned", details=details)
-    summary = (f"{len(findings)} finding(s), none blocking at {result.described}; SBOM {components} components"
-               + ("" if has_db else "; vulnerabilities NOT scanned (no DB)"))
+                          hint="\n".join(lines) + f"\nFix them, or accept one in {policy.ignore_file.name} with a "
+                                                  "reason and an expiry.", details=details)
+    problem = scanpolicy.unscanned_problem(record, release=scanpolicy.is_release(env.context),
+                                           require=policy.require_vuln_db)
+    if problem:
+        raise StageFailed(problem, hint="\n".join(lines) + "\n" + scanpolicy.UNSCANNED_HINT, details=details)
+    scanpolicy.audit_override(AuditLog(default_database_url()), record, env.manifest.name, env.context)
+    summary = (f"{len(findings)} finding(s), none blocking at {result.described}; SBOM {components} components; "
+               + _db_summary(record, db, now))
     return Outcome("passed", summary, details, tuple(lines))
+
+
+def _db_lines(record: ScanRecord, db: DbMetadata | None, now: dt.datetime) -> list[str]:
+    """The DB's age on every scan, and a loud warning when vulnerabilities were not (freshly) scanned."""
+    lines = [db.describe(now)] if db is not None else []
+    if record.status == "unscanned":
+        lines.append(f"WARNING: vulnerabilities NOT scanned: {record.reason} "
+                     "(import one with `delivery scanner db import db.tar.gz`)")
+    elif record.status == "stale":
+        lines.append(f"WARNING: vulnerabilities scanned against a STALE DB: {record.reason}")
+    if record.override is not None:
+        lines.append(f"ALLOWED UNSCANNED by {record.override.actor}: {record.override.reason} (audited, attested)")
+    return lines
+
+
+def _db_summary(record: ScanRecord, db: DbMetadata | None, now: dt.datetime) -> str:
+    age = f"DB {db.age(now) / dt.timedelta(days=1):.1f} days old" if db is not None else "no DB"
+    if record.scanned:
+        return f"vulnerabilities scanned ({age})"
+    return f"vulnerabilities NOT scanned ({record.describe()}; {age})"
 
 
 def push(env: StageEnv, options: Options) -> Outcome:
@@ -320,6 +353,7 @@ def provenance_statement(env: StageEnv, pushed: dict[str, Any]) -> dict[str, Any
     build_params = {"version": ctx.version, "dockerfile": spec.dockerfile, "context": spec.context,
                     "buildArgs": image.get("build_args", []), "baseImage": image.get("base_image")}
     started = min((r.started for r in results.values()), default=_now())
+    scan_record = env.record.get("scan") or ScanRecord("unscanned", "the scan stage did not run").as_json()
     deps = [{"uri": f"git+{ctx.source_url}", "digest": {"gitCommit": ctx.commit}}]
     if image.get("base_image"):
         deps.append({"uri": f"oci://{image['base_image']}"})
@@ -327,7 +361,7 @@ def provenance_statement(env: StageEnv, pushed: dict[str, Any]) -> dict[str, Any
         subject_name=f"{pushed['registry']}/{pushed['repository']}", digest=pushed["digest"], source=source,
         build=build_params, builder_id=ctx.builder_id, invocation_id=ctx.invocation_id, started=started,
         finished=_now(), byproducts=byproducts, dependencies=deps,
-        internal={"engine": env.docker.ping(), "delivery": __version__, "imageId": image["id"]},
+        internal={"engine": env.docker.ping(), "delivery": __version__, "imageId": image["id"]}, scan=scan_record,
     )
 
 
