@@ -3,6 +3,7 @@ override it, with a reason the ledger keeps."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from delivery.localenv import RegistryHandle
 from delivery.registry import RegistryClient
 from delivery.release.yank import yank_version
 from tests.rollout.api.conftest import NAME, Api
+from tests.rollout.executions.conftest import remove_yanks
 from tests.support.executions_builders import build_biomarker
 
 RECALLED = "1.0.1-recalled.1"  # a pre-release: no range of another test ever picks it
@@ -20,12 +22,15 @@ RECALLED = "1.0.1-recalled.1"  # a pre-release: no range of another test ever pi
 
 @pytest.fixture(scope="module")
 def recalled(api: Api, docker_client: DockerClient, busybox: Path, registry: RegistryHandle,
-             registry_auth: RegistryAuth, tmp_path_factory: pytest.TempPathFactory) -> str:
+             registry_auth: RegistryAuth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A yanked build of the shared biomarker, removed again afterwards (the registry outlives this module)."""
     built = build_biomarker(docker_client, busybox, tmp_path_factory.mktemp("recalled"), registry, registry_auth,
                             NAME, RECALLED)
     client = RegistryClient(registry.url, registry.username, registry.password)
     yank_version(client, built.repository, RECALLED, "wrong calibration", "qa-lead", datetime.now(UTC))
-    return RECALLED
+    yield RECALLED
+    remove_yanks(client, built.repository)
+    client.delete_manifest(built.repository, built.digest)
 
 
 def _body(api: Api, **extra: object) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,24 @@ def make_world(tmp: Path, docker_client: DockerClient, registry: RegistryHandle,
                           manifests=FixedManifests(manifest(NAME)),
                           backend=LocalDockerBackend(docker_client, auth), shadow_root=tmp / "shadow", paired=paired)
     return World(ledger, store, client, submitter, tmp)
+
+
+@pytest.fixture(autouse=True)
+def undo_yanks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Yanks are registry records and the registry lives for the session: a test that yanks (a recall) leaves the
+    shared builds as it found them, so a later test that pins that version is not refused."""
+    yield
+    if "registry" in request.fixturenames:  # tests without the registry neither yank nor need one started
+        registry: RegistryHandle = request.getfixturevalue("registry")
+        remove_yanks(RegistryClient(registry.url, registry.username, registry.password), f"biomarkers/{NAME}")
+
+
+def remove_yanks(client: RegistryClient, repository: str) -> None:
+    """Delete every yank record of `repository` (tests only: yanks are never undone in the product)."""
+    for tag in client.list_tags(repository):
+        digest = client.head_manifest(repository, tag) if tag.endswith(".yank") else None
+        if digest:
+            client.delete_manifest(repository, digest)
 
 
 @pytest.fixture
