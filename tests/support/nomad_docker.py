@@ -243,6 +243,7 @@ class DockerDriver:
         ports = group_ports(group)
         alloc["AllocatedResources"] = _allocated(group, ports)
         runner = AllocRunner(self, alloc, copy.deepcopy(job), copy.deepcopy(group), node, ports)
+        alloc["TaskStates"] = {name: copy.deepcopy(task.state) for name, task in runner.tasks.items()}
         self.runners[alloc["ID"]] = runner
         runner.start()
 

@@ -245,13 +245,15 @@ def test_a_container_killed_from_outside_is_restarted_per_the_restart_policy(
     assert "Terminated: Exit Code: 137" in events(fake.state.allocs[alloc_id])
 
 
-def test_a_gpu_job_without_a_gpu_node_is_not_placed(docker_client: DockerClient, image: str,
-                                                   registry: RegistryHandle, tmp_path: Path) -> None:
+def test_a_gpu_job_waits_for_a_gpu_node_and_then_asks_the_engine_for_the_device(
+        docker_client: DockerClient, image: str, registry: RegistryHandle, tmp_path: Path) -> None:
     driver = DockerDriver(docker_client, work_root=tmp_path / "clients")
     with FakeNomad(driver=driver, nodes=[Node("n1", "cpu-1", "cpu", 0)]) as fake:
+        credentials(fake, "bio-fast", registry)
         job = batch_parent(image, registry)
         job.pop("ParameterizedJob")
-        job["TaskGroups"][0]["Tasks"][0].update(Env={}, Config={"image": image, "command": "true"})
+        task = job["TaskGroups"][0]["Tasks"][0]
+        task.update(Env={}, Config={**task["Config"], "command": "true", "args": [], "mount": []})
         job["TaskGroups"][0]["Tasks"][0]["Resources"]["Devices"] = [{"Name": "nvidia/gpu", "Count": 1}]
         job["Constraints"] = None
         registered = put(fake, "/v1/jobs", {"Job": job})
@@ -260,6 +262,48 @@ def test_a_gpu_job_without_a_gpu_node_is_not_placed(docker_client: DockerClient,
         assert ev["BlockedEval"] and not allocs(fake, "bio-fast")
         mine = {"label": f"fake-nomad.session={driver.session}"}
         assert docker_client.sdk.containers.list(all=True, filters=mine) == []
+        gpu_node = fake.add_node("gpu", 1)
+        assert fake.wait_until(lambda: bool(allocs(fake, "bio-fast")) and allocs(fake, "bio-fast")[0]["ClientStatus"]
+                               in ("complete", "failed"), 30)
+        alloc = allocs(fake, "bio-fast")[0]
+        assert alloc["NodeID"] == gpu_node
+        # This engine has no NVIDIA runtime: the device request is refused with the engine's text (or, on a GPU
+        # engine, the task runs).
+        assert alloc["ClientStatus"] == "complete" or "could not select device driver" in events(alloc)[-1]
+
+
+def test_a_failing_batch_run_is_rescheduled_once_per_its_policy_with_the_exit_code_in_its_events(
+        fake: FakeNomad, image: str, registry: RegistryHandle) -> None:
+    credentials(fake, "bio-fast", registry)
+    job = batch_parent(image, registry)
+    job.pop("ParameterizedJob")
+    job["TaskGroups"][0]["Tasks"][0].update(Env={}, Config={**job["TaskGroups"][0]["Tasks"][0]["Config"],
+                                                             "command": "sh", "args": ["-c", "exit 3"], "mount": []})
+    job["TaskGroups"][0]["ReschedulePolicy"] = {"Attempts": 1, "Interval": 60_000 * MS, "Delay": 100 * MS,
+                                                "Unlimited": False}
+    put(fake, "/v1/jobs", {"Job": job})
+    assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-fast")] == ["failed", "failed"], 30)
+    first, second = sorted(allocs(fake, "bio-fast"), key=lambda a: a["CreateIndex"])
+    assert events(first)[-2:] == ["Terminated: Exit Code: 3", 'Not Restarting: Exceeded allowed attempts, applying a '
+                                                               'delay - mode is "fail"']
+    assert (second["PreviousAllocation"], first["NextAllocation"]) == (first["ID"], second["ID"])
+    assert first["DesiredDescription"] == "alloc was rescheduled because it failed"
+    assert [e["PrevAllocID"] for e in second["RescheduleTracker"]["Events"]] == [first["ID"]]
+    assert not fake.wait_until(lambda: len(allocs(fake, "bio-fast")) > 2, 1.0)
+
+
+def test_stopping_the_fake_removes_every_container_it_started(
+        docker_client: DockerClient, image: str, registry: RegistryHandle, tmp_path: Path) -> None:
+    driver = DockerDriver(docker_client, work_root=tmp_path / "clients")
+    mine = {"label": f"fake-nomad.session={driver.session}"}
+    with FakeNomad(driver=driver) as fake:
+        credentials(fake, "bio-svc", registry)
+        job = service_job(image, registry)
+        job["TaskGroups"][0].update(Update={"MaxParallel": 0}, Count=2)
+        put(fake, "/v1/jobs", {"Job": job})
+        assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-svc")] == ["running"] * 2, 30)
+        assert len(docker_client.sdk.containers.list(filters=mine)) == 2
+    assert docker_client.sdk.containers.list(all=True, filters=mine) == []
 
 
 def test_the_projects_own_batch_job_runs_a_dispatch_on_its_own_study(
