@@ -298,12 +298,14 @@ def _service_ended(o: Observed, s: RolloutStatus, dep: Deployment, mine: JobView
     if dep.status == "cancelled" and not rolling_back:
         return _finish(o, s, "Failed", "Superseded", dep.description)
     after = [d for d in o.deployments if d.job_version > mine.version]
-    if dep.status == "failed" and "rolling back to job version" in dep.description:
+    target, job = s.stable, o.stable_job
+    # Nomad's auto-revert brought back the stable; a later `rollback` to an older stable must revert again.
+    on_target = target is None or job is None or _hash(job) == target.spec_hash
+    if dep.status == "failed" and "rolling back to job version" in dep.description and on_target:
         if not after or not after[-1].terminal:
             return _follow_revert(after[-1]) if after else None  # follow Nomad's auto-revert to its end
         reason = s.failure_reason or "AutoReverted"
         return _finish(o, s, "RolledBack", reason, f"{dep.description}; revert deployment {after[-1].status}")
-    target, job = s.stable, o.stable_job
     if target is not None and job is not None and _hash(job) != target.spec_hash:
         source = next((v for v in o.stable_versions if _hash(v) == target.spec_hash), None)
         if source is not None:

@@ -14,7 +14,7 @@ from rollout.controller import operations
 from rollout.controller.gates import InMemoryExecutionStats, PairedOutput
 from rollout.scheduler import LocalScheduler
 from tests.support.fake_nomad import FakeNomad
-from tests.support.nomad_world import ENV, Clock, client, controller, manifest, release
+from tests.support.nomad_world import ENV, SERVICE, Clock, client, controller, manifest, release
 
 
 def test_operations_record_the_given_actor_in_audit_and_history(tmp_path: Path,
@@ -81,3 +81,25 @@ def test_one_rollback_after_an_automatic_rollback_returns_to_the_stable_before(t
     assert store.read(ENV, "alpha").state.channels["stable"].version == "1.0.0"
     with pytest.raises(DeliveryError, match=r"no stable version older than 1\.0\.0"):
         operations.request(store, ENV, "alpha", "rollback", now=clock())
+
+
+def test_after_nomad_auto_reverted_a_service_one_rollback_returns_to_the_stable_before(tmp_path: Path) -> None:
+    clock = Clock()
+    store = SqliteReleaseStore(tmp_path / "release-state.sqlite")
+    with FakeNomad() as fake:
+        nomad = client(fake.address)
+        ctl = controller(fake.address, tmp_path, "quicklook", clock, store=store)
+        bad = release("quicklook", "1.2.0")
+        fake.image_health[f"{bad.image}@{bad.digest}"] = False  # its canary never turns healthy
+        for version in ("1.0.0", "1.1.0", "1.2.0"):
+            operations.start_rollout(store=store, scheduler=nomad, manifest=manifest(SERVICE), variant="web",
+                                     release=release("quicklook", version), environment=ENV, now=clock())
+            ended = ctl.run()
+        assert ended is not None and ended.phase == "RolledBack" and ended.stable is not None
+        assert ended.stable.version == "1.1.0"
+        operations.request(store, ENV, "quicklook", "rollback", now=clock(), reason="1.1.0 too")
+        after = ctl.run()
+        job = nomad.job("quicklook-web").value
+    assert after is not None and after.phase == "RolledBack" and after.stable is not None
+    assert after.stable.version == "1.0.0"
+    assert job is not None and job.meta_value("version") == "1.0.0"
