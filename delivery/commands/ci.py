@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,10 @@ from delivery.ci.stages import Options, StageEnv, execute, host_ca_bundle
 from delivery.ci.status import CommitStatusSink, GitHubStatus, NoStatus, github_repository
 from delivery.config import add_registry_flag, registry_settings
 from delivery.docker import DockerClient
-from delivery.errors import ConfigError, DeliveryError
+from delivery.errors import ConfigError, DeliveryError, UsageError
 from delivery.github import GitHubClient
 from delivery.manifest import load_manifest
+from delivery.manifest.model import DURATION
 from delivery.paths import state_home
 from delivery.provenance import generate_keys
 from delivery.scm.ratelimit import Governor, SystemClock
@@ -34,6 +36,7 @@ examples:
   delivery ci build . --extra-ca-bundle /etc/ssl/certs/corp-proxy.pem
   delivery ci test . --gpu --allow-no-gpu
   delivery ci scan . --severity CRITICAL
+  delivery ci run . --allow-unscanned --reason "INC-7: DB import pending"   # audited, in the attestation
   delivery ci push . && delivery ci attest . --key signing.key
 
 Stages pass their results through REPO/.delivery/run.json (or --work-dir), so
@@ -91,8 +94,16 @@ def _stage_flags(parser: argparse.ArgumentParser, name: str) -> None:
                             help="audited ignores (default: the manifest's scan.ignore_file, "
                                  "else REPO/scan-ignore.yaml)")
         parser.add_argument("--require-vuln-db", action=argparse.BooleanOptionalAction, default=None,
-                            help="fail when no vulnerability database is available (default: the manifest's "
-                                 "scan.require_vuln_db, else warn loudly)")
+                            help="fail when vulnerabilities could not be scanned (default: the manifest's "
+                                 "scan.require_vuln_db, else on); --no-require-vuln-db: non-release builds only "
+                                 "warn. Release-tag builds always fail unless --allow-unscanned")
+        parser.add_argument("--max-db-age", default=os.environ.get("DELIVERY_SCAN_MAX_DB_AGE"), metavar="DURATION",
+                            help="oldest vulnerability DB that counts, e.g. 72h (default: "
+                                 "$DELIVERY_SCAN_MAX_DB_AGE, else the manifest's scan.max_db_age, else 168h)")
+        parser.add_argument("--allow-unscanned", action="store_true",
+                            help="let this build pass although vulnerabilities were not (freshly) scanned; needs "
+                                 "--reason, is audited and recorded in the attestation")
+        parser.add_argument("--reason", default="", metavar="TEXT", help="why (required with --allow-unscanned)")
     if name in ("attest", "run"):
         parser.add_argument("--key", type=Path, default=os.environ.get("DELIVERY_SIGNING_KEY"),
                             help="ed25519 signing key (default: $DELIVERY_SIGNING_KEY, else $DELIVERY_HOME/keys/)")
@@ -109,13 +120,27 @@ def _options(args: argparse.Namespace) -> Options:
     if ca is not None and not Path(ca).is_file():
         raise ConfigError(f"--extra-ca-bundle {ca} is not a file")
     key = getattr(args, "key", None)
+    allow, reason, age = _scan_flags(args)
     return Options(
         base_image=getattr(args, "base_image", None), ca_bundle=Path(ca).read_bytes() if ca else host_ca_bundle(),
         network=getattr(args, "network", "host"), allow_no_gpu=getattr(args, "allow_no_gpu", False),
         severity=getattr(args, "severity", None), ignore_file=getattr(args, "ignore_file", None),
-        require_vuln_db=getattr(args, "require_vuln_db", None),
+        require_vuln_db=getattr(args, "require_vuln_db", None), max_db_age=age, allow_unscanned=allow,
+        unscanned_reason=reason,
         signing_key=Path(key) if key else state_home() / "keys" / "signing.key",
     )
+
+
+def _scan_flags(args: argparse.Namespace) -> tuple[bool, str, str | None]:
+    """--allow-unscanned (needs --reason) and --max-db-age, checked at the edge."""
+    allow, reason = getattr(args, "allow_unscanned", False), getattr(args, "reason", "").strip()
+    if allow and not reason:
+        raise UsageError("--allow-unscanned needs --reason TEXT", hint="Say why this build may go unscanned; "
+                                                                       "it is audited and attested.")
+    age = getattr(args, "max_db_age", None)
+    if age is not None and not re.fullmatch(DURATION, age):
+        raise UsageError(f"--max-db-age {age!r} is not a duration such as 72h, 90m or 3600s")
+    return allow, reason, age
 
 
 def _env(args: argparse.Namespace, *, fresh: bool) -> StageEnv:
