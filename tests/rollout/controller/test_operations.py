@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,13 @@ from delivery.audit import AuditLog
 from delivery.errors import DeliveryError
 from delivery.release.state import SqliteReleaseStore
 from rollout import freeze
+from rollout.cli import main
 from rollout.controller import operations
 from rollout.controller.gates import InMemoryExecutionStats, PairedOutput
+from rollout.controller.loop import Controller
 from rollout.scheduler import LocalScheduler
 from tests.support.fake_nomad import FakeNomad
-from tests.support.nomad_world import ENV, SERVICE, Clock, client, controller, manifest, release
+from tests.support.nomad_world import ENV, SERVICE, Clock, Verifier, client, controller, manifest, release
 
 
 def test_operations_record_the_given_actor_in_audit_and_history(tmp_path: Path,
@@ -102,4 +105,31 @@ def test_after_nomad_auto_reverted_a_service_one_rollback_returns_to_the_stable_
         job = nomad.job("quicklook-web").value
     assert after is not None and after.phase == "RolledBack" and after.stable is not None
     assert after.stable.version == "1.0.0"
+    assert job is not None and job.meta_value("version") == "1.0.0"
+
+
+def test_rollout_rollback_is_the_one_command_back_after_an_automatic_rollback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    for var in ("NOMAD_ADDR", "DELIVERY_DATABASE_URL", "DELIVERY_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DELIVERY_HOME", str(home))
+    monkeypatch.setenv("DELIVERY_ENV", ENV)
+    clock, stats = Clock(), InMemoryExecutionStats()
+    store, scheduler = SqliteReleaseStore(home / "release-state.sqlite"), LocalScheduler(home / "local-scheduler.json")
+    ctl = Controller(environment=ENV, biomarker="alpha", scheduler=scheduler, store=store, verifier=Verifier(),
+                     stats=stats, clock=clock)
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        operations.start_rollout(store=store, scheduler=scheduler, manifest=manifest(), variant="fast",
+                                 release=release("alpha", version), environment=ENV, now=clock())
+        if version == "1.1.0":
+            operations.request(store, ENV, "alpha", "promote", now=clock())
+        ctl.run()
+        clock.advance(60)
+        _feed(stats, clock, version, "1.1.0", volume=120.0)
+        ctl.run()
+    assert main(["rollback", "alpha", "--reason", "1.1.0 miscounts too", "--json"]) == 1  # 1: rolled back
+    shown = json.loads(capsys.readouterr().out)
+    job = scheduler.job("alpha-fast").value
+    assert shown["phase"] == "RolledBack" and shown["stable"]["version"] == "1.0.0"
     assert job is not None and job.meta_value("version") == "1.0.0"
