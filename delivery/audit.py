@@ -71,7 +71,8 @@ class AuditEvent:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """Which events to read: each given filter must match (times are inclusive)."""
+    """Which events to read: each given filter must match (times are inclusive). An event of no one environment
+    (a recall withdraws a version everywhere) matches every environment."""
 
     biomarker: str | None = None
     environment: str | None = None
@@ -83,7 +84,7 @@ class AuditQuery:
     def matches(self, event: AuditEvent) -> bool:
         at = _utc(event.at)
         return ((self.biomarker is None or event.biomarker == self.biomarker)
-                and (self.environment is None or event.environment == self.environment)
+                and (self.environment is None or event.environment in (self.environment, None))
                 and (self.actor is None or event.actor == self.actor)
                 and (self.action is None or event.action == self.action)
                 and (self.since is None or at >= _utc(self.since))
