@@ -92,6 +92,10 @@ class Environment(_Strict):
     channels: list[Name] = Field(default_factory=lambda: ["candidate", "stable"], min_length=1)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     required_gates: list[Gate] = Field(default_factory=lambda: list(GATES))
+    clinical_channels: list[Name] = Field(
+        default_factory=lambda: ["stable"],
+        description="channels that serve clinical work: promoting an image whose vulnerabilities were not "
+                    "(freshly) scanned into one needs --allow-unscanned --reason (audited)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -102,6 +106,10 @@ class Environment(_Strict):
     def source(self) -> RegistryTarget:
         """Where promotions into this environment copy from."""
         return self.promote_from or RegistryTarget(registry=self.registry, repository_prefix=self.repository_prefix)
+
+    def is_clinical(self, channel: str) -> bool:
+        """Whether `channel` serves clinical work (only scanned images, unless an audited override)."""
+        return channel in self.clinical_channels
 
     def active_window(self, now: datetime) -> FreezeWindow | None:
         """The freeze window `now` falls in, if any."""

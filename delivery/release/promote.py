@@ -16,6 +16,7 @@ from delivery.release.copy import CopyReport, Location, copy_artifact, copy_imag
 from delivery.release.resolve import active_freezes
 from delivery.release.state import ChannelPin, ConflictError, ReleaseState, ReleaseStore
 from delivery.release.yank import yank_tag
+from delivery.scanrecord import Override, ScanRecord
 from delivery.versioning import require_version, tag_of
 
 Verifier = Callable[[Location, str], VerifiedProvenance]
@@ -39,6 +40,7 @@ class PromoteRequest:
     reason: str = ""
     actor: str = field(default_factory=current_actor)
     digest: str | None = None  # release this digest (e.g. CI's `sha-…` build) as VERSION
+    allow_unscanned: bool = False  # into a clinical channel although vulnerabilities were not (freshly) scanned
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Promotion:
     copy: CopyReport
     bypassed: tuple[str, ...]
     provenance: VerifiedProvenance | None
+    scan: ScanRecord | None = None  # checked for clinical channels (with any override)
 
 
 def promote(request: PromoteRequest, *, source: Location, target: Location, store: ReleaseStore, audit: AuditLog,
@@ -72,13 +75,14 @@ def promote(request: PromoteRequest, *, source: Location, target: Location, stor
         raise PromotionRefused(f"refusing to promote {request.name} {request.version} to {request.environment.name}: "
                                + "; ".join(problems),
                                hint="Fix the cause, or override with --force --reason TEXT (audited).")
+    scan = _clinical_scan(request, source, digest, provenance, verify)
     copied = copy_image(source, digest, target, tag)
     copy_artifact(source, attestation_tag(digest), target)
     pin = ChannelPin(version=str(require_version(request.version)), digest=digest, image=target.image,
                      moved_at=when, moved_by=request.actor, reason=request.reason)
     previous = _move_channel(store, request, pin)
     result = Promotion(pin.reference, pin.version, digest, request.environment.name, request.channel, previous,
-                       copied, tuple(problems), provenance)
+                       copied, tuple(problems), provenance, scan)
     _audit(audit, request, result, when)
     return result
 
@@ -142,6 +146,34 @@ def _gates(env: Environment, source: Location, digest: str,
     return provenance, problems
 
 
+def _clinical_scan(request: PromoteRequest, source: Location, digest: str, provenance: VerifiedProvenance | None,
+                   verify: Verifier) -> ScanRecord | None:
+    """A clinical channel takes only images whose vulnerabilities were freshly scanned, unless overridden.
+
+    Raises:
+        PromotionRefused: unscanned or stale, and no --allow-unscanned (--force does not cover it).
+    """
+    env = request.environment
+    if not env.is_clinical(request.channel):
+        return None
+    scan = provenance.scan if provenance is not None else _scan_of(source, digest, verify)
+    if scan.scanned:
+        return scan
+    if not request.allow_unscanned:
+        raise PromotionRefused(f"refusing to promote {request.name} {request.version} into the clinical channel "
+                               f"{env.name}:{request.channel}: vulnerabilities {scan.describe()}",
+                               hint="Rebuild with a current vulnerability DB (`delivery scanner db import`), or "
+                                    "override with --allow-unscanned --reason TEXT (audited).")
+    return scan.with_override(Override(request.reason, request.actor))
+
+
+def _scan_of(source: Location, digest: str, verify: Verifier) -> ScanRecord:
+    try:
+        return verify(source, digest).scan
+    except ProvenanceError as e:
+        return ScanRecord("unscanned", f"no verifiable attestation: {e.message}")
+
+
 def _move_channel(store: ReleaseStore, request: PromoteRequest, pin: ChannelPin) -> str | None:
     """Point the channel at `pin` with compare-and-set, re-reading on a concurrent change; returns the old ref."""
     for _ in range(CAS_ATTEMPTS):
@@ -164,10 +196,13 @@ def _audit(audit: AuditLog, request: PromoteRequest, result: Promotion, when: da
     subject = f"{result.environment}/{request.name}:{result.channel}"
     details = {"version": result.version, "digest": result.digest, "reference": result.reference,
                "previous": result.previous, "copy": result.copy.method, "from": request.from_channel,
-               "bypassed": list(result.bypassed)}
+               "bypassed": list(result.bypassed), "scan": result.scan.as_json() if result.scan else None}
     promoted = AuditEvent("promote", subject, request.reason, request.actor, when, details)
     audit.append(promoted)
     notify.send(Notification.of(promoted))
+    if result.scan is not None and result.scan.override is not None:
+        audit.append(AuditEvent("allow-unscanned", subject, request.reason, request.actor, when,
+                                {"command": "promote", "digest": result.digest, "scan": result.scan.as_json()}))
     if request.force:
         audit.append(AuditEvent("force", subject, request.reason, request.actor, when,
                                 {"command": "promote", "bypassed": list(result.bypassed), "digest": result.digest}))
