@@ -36,6 +36,8 @@ real containers. What is modelled (reference/nomad-api.md §4, Nomad's docker dr
   a container killed from outside) `RestartPolicy` (Attempts within Interval, after Delay; mode `delay` is treated as
   `fail`), then the alloc fails and, unless it is an unhealthy member of a running deployment, `ReschedulePolicy`
   (Attempts within Interval, or Unlimited; constant Delay) places a replacement linked by `PreviousAllocation`.
+- Not modelled: template re-render on a Variable change (`ChangeMode`), CPU/memory bin-packing (a task asking for more
+  CPUs than the engine has is capped to the engine's), port mapping, lifecycle hooks/sidecars, log shipping.
 - Time: durations are Nomad's (ns) divided by `speed`, so tests can run a 10 s MinHealthyTime in one second; the fake's
   clock runs at the same speed.
 
@@ -48,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fnmatch
+import os
 import re
 import shutil
 import socket
@@ -238,8 +241,11 @@ class DockerDriver:
     # ---- FakeNomad's side (called under fake.cond: never block)
     def attach(self, fake: FakeNomad) -> None:
         self.fake = fake
+        self.region = fake.region
 
     def place(self, alloc: Json, job: Json, group: Json, node: Node) -> None:
+        if self.closing:
+            return
         ports = group_ports(group)
         alloc["AllocatedResources"] = _allocated(group, ports)
         runner = AllocRunner(self, alloc, copy.deepcopy(job), copy.deepcopy(group), node, ports)
@@ -412,6 +418,8 @@ class AllocRunner:
     def reschedule(self, delay: float) -> None:
         time.sleep(delay)
         fake = self.fake
+        if self.driver.closing:
+            return
         with fake.cond:
             old = fake.state.allocs.get(self.alloc_id)
             if old is None or old["DesiredStatus"] != "run" or old["NextAllocation"]:
@@ -453,7 +461,10 @@ class AllocRunner:
                 with socket.create_connection(("127.0.0.1", port), timeout=timeout):
                     return True
             path = check.get("Path") or "/"
-            answer = requests.request(check.get("Method") or "GET", f"http://127.0.0.1:{port}{path}", timeout=timeout)
+            with requests.Session() as session:
+                session.trust_env = False  # a loopback probe never goes through the environment's proxy
+                answer = session.request(check.get("Method") or "GET", f"http://127.0.0.1:{port}{path}",
+                                         timeout=timeout)
             return 200 <= answer.status_code < 300
         except (OSError, requests.RequestException):
             return False
@@ -759,7 +770,7 @@ class TaskRunner:
         return {"command": command, "entrypoint": config.get("entrypoint"),
                 "name": f"{self.name}-{self.alloc.alloc_id}",
                 "environment": container_env, "labels": labels, "network_mode": "host", "mounts": mounts,
-                "working_dir": config.get("work_dir"), "nano_cpus": limits.nano_cpus(), "detach": True,
+                "working_dir": config.get("work_dir"), "nano_cpus": limits.nano_cpus(os.cpu_count()), "detach": True,
                 "mem_limit": limits.memory_bytes, "read_only": bool(config.get("readonly_rootfs")),
                 "device_requests": [docker.types.DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None}
 

@@ -24,6 +24,7 @@ RUN_SH = r"""#!/bin/sh
 set -e
 cat /data/input/*.txt > /data/output/seen.txt
 echo "$BIOMARKER_EXECUTION_ID on $NODE_CLASS" > /data/output/who.txt
+if touch /data/input/tampered 2>/dev/null; then echo writable; else echo read-only; fi > /data/output/input.txt
 """
 
 
@@ -135,6 +136,8 @@ def test_two_dispatches_each_read_only_their_own_study_and_write_only_their_own_
     for name in ("a", "b"):
         assert (data / name / "out" / "seen.txt").read_text() == f"patient-{name}\n"
         assert (data / name / "out" / "who.txt").read_text() == f"x-{name} on cpu\n"
+        assert (data / name / "out" / "input.txt").read_text() == "read-only\n"
+        assert sorted(p.name for p in (data / name / "in").iterdir()) == ["study.txt"]
     alloc = get(fake, f"/v1/job/{children['a']}/allocations")[0]
     assert alloc["NodeName"].startswith("cpu-") and events(alloc)[-1] == "Terminated: Exit Code: 0"
 
@@ -238,6 +241,8 @@ def test_a_container_killed_from_outside_is_restarted_per_the_restart_policy(
                            30)
     alloc_id = allocs(fake, "bio-svc")[0]["ID"]
     first = fake.driver.container_id(alloc_id)  # type: ignore[attr-defined]
+    host = docker_client.sdk.api.inspect_container(first)["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["NetworkMode"]) == (100_000_000, 64 * 2**20, "host")
     docker_client.sdk.containers.get(first).kill()
     assert fake.wait_until(lambda: fake.state.allocs[alloc_id]["TaskStates"]["main"]["Restarts"] == 1
                            and fake.state.allocs[alloc_id]["ClientStatus"] == "running", 30)
