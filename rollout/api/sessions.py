@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Integer, String, delete, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from delivery.audit import Base
@@ -51,7 +52,13 @@ class SessionStore:
 
     def __init__(self, url: str, *, ttl_s: int = SESSION_TTL_S, clock: Callable[[], float] = time.time) -> None:
         self._engine = ledger_engine(url)
-        Base.metadata.create_all(self._engine, tables=[SessionRow.__table__])  # type: ignore[list-item]
+        for attempt in range(2):
+            try:
+                Base.metadata.create_all(self._engine, tables=[SessionRow.__table__])  # type: ignore[list-item]
+                break
+            except OperationalError:  # another worker created the table between the check and the CREATE
+                if attempt:
+                    raise
         self.ttl_s, self._clock = ttl_s, clock
 
     def open(self, token_sha256: str) -> tuple[str, Session]:
