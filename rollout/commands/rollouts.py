@@ -23,6 +23,7 @@ from rollout.controller.service import follow_status
 from rollout.environment import default_environment
 from rollout.jobspec import Release
 from rollout.nomad import NomadClient
+from rollout.provenance import check_deploy_scan
 from rollout.scheduler import Scheduler
 
 VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$")  # what the API's freeze request accepts
@@ -87,6 +88,8 @@ def _deploy(args: argparse.Namespace) -> int:
     variant = args.variant or next(iter(manifest.variants))
     if args.override_freeze and not args.reason:
         raise UsageError("--override-freeze needs --reason")
+    if args.allow_unscanned and not args.reason:
+        raise UsageError("--allow-unscanned needs --reason")
     source = deploy_source.DeploySource(args.channel, args.version, args.image, args.digest)
     typed = None if source.from_release_state else deploy_source.typed(source, manifest.name)
     c = compose(args)
@@ -97,6 +100,8 @@ def _deploy(args: argparse.Namespace) -> int:
     operations._check_freeze(state, _now(), override, freeze.environment_windows(args.environment))
     controller, audit = _controller(args, c), c.audit()
     controller.verifier.verify(deploy_source.reference(release))
+    check_deploy_scan(c, deploy_source.reference(release), args.environment,
+                      args.reason if args.allow_unscanned else None)
     if c.nomad is not None:
         _publish_pull_credentials(c.nomad, c, manifest.name, variant, manifest.job_type)
     operations.start_rollout(store=c.store, scheduler=c.scheduler, manifest=manifest, variant=variant,
@@ -211,7 +216,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--variant", help="variant to roll out (default: the first)")
     p.add_argument("--public-key", type=Path, help="CI signing public key to verify the attestation")
     p.add_argument("--override-freeze", action="store_true", help="break-glass past a freeze (audited)")
-    p.add_argument("--reason", help="why (required with --override-freeze)")
+    p.add_argument("--allow-unscanned", action="store_true",
+                   help="deploy although the image's vulnerabilities were not (freshly) scanned (audited)")
+    p.add_argument("--reason", help="why (required with --override-freeze and --allow-unscanned)")
     for name, fn, text in (("status", _status, "show steps, weight, conditions"),
                            ("watch", _watch, "show a rollout's progress as it happens (blocking queries); acts on "
                                              "nothing"),
