@@ -11,13 +11,9 @@ from typing import Any
 import pytest
 
 from delivery.cli import main as delivery
-from delivery.release import connect
-from delivery.release.state import SqliteReleaseStore
 from rollout.cli import main as rollout
+from rollout.compose import compose
 from rollout.controller import operations
-from rollout.controller.gates import InMemoryExecutionStats
-from rollout.controller.loop import Controller
-from rollout.scheduler import LocalScheduler
 from tests.support.nomad_world import BATCH, ENV, Clock, Verifier, manifest, release
 
 
@@ -32,14 +28,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _rollout(home: Path, version: str, clock: Clock) -> None:
-    """Deploy and drive a batch rollout as `rollout deploy` and the controller service do (audit log wired)."""
-    m, audit = manifest(BATCH), connect.audit_log()
-    store, scheduler = SqliteReleaseStore(home / "release-state.sqlite"), LocalScheduler(home / "local-scheduler.json")
-    operations.start_rollout(store=store, scheduler=scheduler, manifest=m, variant="fast",
-                             release=release(m.name, version), environment=ENV, now=clock(), audit=audit,
+    """Deploy and drive a batch rollout as `rollout deploy` and the controller service do: the configuration's
+    store, scheduler, ledger and audit log (only the verifier accepts the test's unsigned releases)."""
+    m, c = manifest(BATCH), compose()
+    operations.start_rollout(store=c.store, scheduler=c.scheduler, manifest=m, variant="fast",
+                             release=release(m.name, version), environment=ENV, now=clock(), audit=c.audit(),
                              actor="deployer")
-    Controller(environment=ENV, biomarker=m.name, scheduler=scheduler, store=store, verifier=Verifier(),
-               stats=InMemoryExecutionStats(), clock=clock, audit=audit).run()
+    c.controller_for(ENV, m.name, verifier=Verifier(), clock=clock).run()
 
 
 def _json(capsys: pytest.CaptureFixture[str], main: Any, *argv: str) -> list[dict[str, Any]]:
