@@ -18,6 +18,7 @@ from delivery.commands import (
     promote,
     resolve,
     scan,
+    scanner,
     verify,
     webhook,
     yank,
@@ -42,7 +43,7 @@ Run `delivery COMMAND --help` for the options of each command.
 """
 
 COMMANDS = (manifest, scan, pipelines, webhook, promote, resolve, local, base_image, ci, verify, keys, yank, gc, env,
-            audit)
+            audit, scanner)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
