@@ -67,15 +67,18 @@ def make_keys(directory: Path) -> Keys:
 
 
 def attest(client: RegistryClient, repository: str, digest: str, keys: Keys, *,
-           tests: str = "passed", scan: str = "passed") -> str:
-    """Sign and store a provenance attestation for `repository@digest` with the given stage results."""
+           tests: str = "passed", scan: str = "passed", vulnerabilities: str = "scanned") -> str:
+    """Sign and store a provenance attestation for `repository@digest` with the given stage results; its scan
+    record says `vulnerabilities` (scanned, unscanned, stale) against a DB of today, or nothing when empty."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {"status": vulnerabilities, "reason": "" if vulnerabilities == "scanned" else "no DB (test)",
+              "db_updated_at": now, "db_next_update": None, "override": None} if vulnerabilities else None
     byproducts = [{"name": n, "annotations": {"status": s}} for n, s in (("test", tests), ("scan", scan))]
     statement = build_statement(
         subject_name=f"{client.host}/{repository}", digest=digest,
         source={"uri": "git+file:///org/alpha", "digest": {"gitCommit": "0" * 40}, "ref": "refs/heads/main"},
         build={}, builder_id="tests/support", invocation_id="test", started=now, finished=now,
-        byproducts=byproducts, internal={}, dependencies=[])
+        byproducts=byproducts, internal={}, dependencies=[], scan=record)
     return store_attestation(client, repository, digest, sign_statement(statement, load_private_key(keys.private)))
 
 
