@@ -308,8 +308,8 @@ class FakeNomad:
         with self.cond:
             return copy.deepcopy(self.state.variables.get(_key(namespace, path)))
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-        """Block until `predicate()` (evaluated under the lock after every change) holds, or the timeout passes."""
+    def wait_until(self, predicate: Callable[[], object], timeout: float = 30.0) -> bool:
+        """Block until `predicate()` (evaluated under the lock after every change) is truthy, or the timeout passes."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while not predicate():
@@ -1253,7 +1253,7 @@ class FakeNomad:
         tg = dep["TaskGroups"][name]
         healthy = [a for a in (self.state.allocs.get(i) for i in tg["PlacedCanaries"] or [])
                    if a and a["ClientStatus"] not in TERMINAL_ALLOC and (a["DeploymentStatus"] or {}).get("Healthy")]
-        return len(healthy) >= tg["DesiredCanaries"]
+        return len(healthy) >= int(tg["DesiredCanaries"])
 
     def _promote_group(self, dep: Json, name: str) -> None:
         tg = dep["TaskGroups"][name]
@@ -1650,7 +1650,7 @@ def _stub(alloc: Json) -> Json:
 
 
 def _task_states(alloc: Json, state: str, *, failed: bool) -> Json:
-    events = [{"Type": "Received"}, {"Type": "Started"}]
+    events: list[Json] = [{"Type": "Received"}, {"Type": "Started"}]
     if state == "dead":
         events.append({"Type": "Terminated", "ExitCode": 1 if failed else 0})
     return {"main": {"State": state, "Failed": failed, "Restarts": 0, "Events": events}}

@@ -49,8 +49,12 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake(docker_client: DockerClient, data: Path, registry: RegistryHandle, tmp_path: Path) -> Iterator[FakeNomad]:
-    driver = DockerDriver(docker_client, host_roots=[data], work_root=tmp_path / "clients")
+def driver(docker_client: DockerClient, data: Path, tmp_path: Path) -> DockerDriver:
+    return DockerDriver(docker_client, host_roots=[data], work_root=tmp_path / "clients")
+
+
+@pytest.fixture
+def fake(driver: DockerDriver, registry: RegistryHandle) -> Iterator[FakeNomad]:
     with FakeNomad(driver=driver) as f:
         yield f
 
@@ -175,7 +179,7 @@ def test_a_failing_check_makes_the_canary_unhealthy_and_the_job_auto_reverts(
 
 def test_a_ports_label_without_a_group_network_fails_with_the_drivers_text(
         fake: FakeNomad, image: str, registry: RegistryHandle) -> None:
-    fake.conformance = False  # type: ignore[attr-defined]  # a job Nomad's own rules call invalid, on purpose
+    fake.conformance = False  # a job Nomad's own rules call invalid, on purpose
     credentials(fake, "bio-svc", registry)
     put(fake, "/v1/jobs", {"Job": service_job(image, registry, network=False)})
     assert fake.wait_until(lambda: allocs(fake, "bio-svc") and allocs(fake, "bio-svc")[0]["ClientStatus"] == "failed",
@@ -184,8 +188,8 @@ def test_a_ports_label_without_a_group_network_fails_with_the_drivers_text(
 
 
 def test_a_template_reading_another_jobs_variable_gets_no_credentials(
-        fake: FakeNomad, image: str, registry: RegistryHandle, data: Path) -> None:
-    fake.conformance = False  # type: ignore[attr-defined]  # its static check refuses this job at registration
+        fake: FakeNomad, driver: DockerDriver, image: str, registry: RegistryHandle, data: Path) -> None:
+    fake.conformance = False  # its static check refuses this job at registration
     credentials(fake, "registry-auth", registry)
     parent = batch_parent(image, registry)
     parent["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"] = \
@@ -199,9 +203,9 @@ def test_a_template_reading_another_jobs_variable_gets_no_credentials(
     missing = "Template: Missing: nomad.var.block(nomad/jobs/registry-auth@default.global)"
     assert fake.wait_until(lambda: any(missing in events(a) for a in allocs(fake, child)), 30)
     alloc = allocs(fake, child)[0]
-    secrets = fake.driver.alloc_dir(alloc["ID"]) / "main" / "secrets"  # type: ignore[attr-defined]
+    secrets = driver.alloc_dir(alloc["ID"]) / "main" / "secrets"
     assert alloc["ClientStatus"] == "pending" and not (secrets / "registry.env").exists()
-    fake.driver.grant("bio-fast", ["nomad/jobs/registry-auth"])  # type: ignore[attr-defined]
+    driver.grant("bio-fast", ["nomad/jobs/registry-auth"])
     assert fake.wait_until(lambda: allocs(fake, child)[0]["ClientStatus"] == "complete", 30)
 
 
@@ -231,7 +235,8 @@ def test_a_bind_mount_outside_the_clients_allowed_roots_is_refused(
 
 
 def test_a_container_killed_from_outside_is_restarted_per_the_restart_policy(
-        fake: FakeNomad, image: str, registry: RegistryHandle, docker_client: DockerClient) -> None:
+        fake: FakeNomad, driver: DockerDriver, image: str, registry: RegistryHandle,
+        docker_client: DockerClient) -> None:
     credentials(fake, "bio-svc", registry)
     job = service_job(image, registry)
     job["TaskGroups"][0].update(Update={"MaxParallel": 0}, RestartPolicy={"Attempts": 2, "Delay": 100 * MS,
@@ -240,13 +245,13 @@ def test_a_container_killed_from_outside_is_restarted_per_the_restart_policy(
     assert fake.wait_until(lambda: allocs(fake, "bio-svc") and allocs(fake, "bio-svc")[0]["ClientStatus"] == "running",
                            30)
     alloc_id = allocs(fake, "bio-svc")[0]["ID"]
-    first = fake.driver.container_id(alloc_id)  # type: ignore[attr-defined]
+    first = driver.container_id(alloc_id)
     host = docker_client.sdk.api.inspect_container(first)["HostConfig"]
     assert (host["NanoCpus"], host["Memory"], host["NetworkMode"]) == (100_000_000, 64 * 2**20, "host")
     docker_client.sdk.containers.get(first).kill()
     assert fake.wait_until(lambda: fake.state.allocs[alloc_id]["TaskStates"]["main"]["Restarts"] == 1
                            and fake.state.allocs[alloc_id]["ClientStatus"] == "running", 30)
-    assert fake.driver.container_id(alloc_id) not in (None, first)  # type: ignore[attr-defined]
+    assert driver.container_id(alloc_id) not in (None, first)
     assert "Terminated: Exit Code: 137" in events(fake.state.allocs[alloc_id])
 
 
@@ -328,7 +333,8 @@ def test_the_projects_own_batch_job_runs_a_dispatch_on_its_own_study(
 
 
 def test_stopping_an_allocation_stops_its_container_and_the_service_moves_to_the_replacement(
-        fake: FakeNomad, image: str, registry: RegistryHandle, docker_client: DockerClient) -> None:
+        fake: FakeNomad, driver: DockerDriver, image: str, registry: RegistryHandle,
+        docker_client: DockerClient) -> None:
     credentials(fake, "bio-svc", registry)
     job = service_job(image, registry)
     job["TaskGroups"][0]["Update"] = {"MaxParallel": 0}
@@ -336,7 +342,7 @@ def test_stopping_an_allocation_stops_its_container_and_the_service_moves_to_the
     put(fake, "/v1/jobs", {"Job": job})
     assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-svc")] == ["running"], 30)
     old = allocs(fake, "bio-svc")[0]
-    container = fake.driver.container_id(old["ID"])  # type: ignore[attr-defined]
+    container = driver.container_id(old["ID"])
     [registration] = get(fake, f"/v1/allocation/{old['ID']}/services")
     assert (registration["ServiceName"], registration["Address"]) == ("bio-svc", "127.0.0.1")
     answer = requests.post(f"{fake.address}/v1/allocation/{old['ID']}/stop", timeout=10)
