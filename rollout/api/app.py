@@ -238,7 +238,7 @@ FreezeId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", descriptio
 Action = Annotated[str, PathParam(pattern=r"^(pause|resume|abort|rollback)$", description="what to ask for")]
 EnvironmentQuery = Annotated[str | None, Query(pattern=NAME, description="environment (default: the first served)")]
 # The contract says date-time: a bare number (pydantic would read it as epoch seconds) is refused like any typo.
-Since = Annotated[datetime | None, BeforeValidator(_date_time), Query(description="RFC 3339 date-time")]
+DateTimeQuery = Annotated[datetime | None, BeforeValidator(_date_time), Query(description="RFC 3339 date-time")]
 IdempotencyKey = Annotated[str | None, Header(pattern=IDEMPOTENCY_KEY, description="same key + same body = "
                                               "same execution")]
 
@@ -389,7 +389,7 @@ def _execution_routes(app: FastAPI, services: Services) -> None:
     def list_executions(_: Reader,
                         biomarker: Annotated[str | None, Query(pattern=NAME)] = None,
                         version: Annotated[str | None, Query(pattern=r"^[0-9A-Za-z.+_-]{1,128}$")] = None,
-                        since: Since = None,
+                        since: DateTimeQuery = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ExecutionList:
         found = services.ledger.executions(biomarker=biomarker, version=version, since=since, limit=limit,
                                            newest_first=True)
@@ -517,8 +517,7 @@ def _release_routes(app: FastAPI, services: Services) -> None:
                     environment: Annotated[str | None, Query(pattern=NAME)] = None,
                     actor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
                     action: Annotated[str | None, Query(pattern=r"^[a-z][a-z_-]{0,63}$")] = None,
-                    since: Annotated[datetime | None, Query(description="RFC 3339 date-time")] = None,
-                    until: Annotated[datetime | None, Query(description="RFC 3339 date-time")] = None) -> AuditList:
+                    since: DateTimeQuery = None, until: DateTimeQuery = None) -> AuditList:
         query = AuditQuery(biomarker, environment, actor, action, since, until)
         return AuditList(events=[AuditEntry(**e.as_json()) for e in services.audit.read(query)])
 
