@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,23 +14,10 @@ from delivery.cli import main
 from delivery.localenv import RegistryHandle
 from delivery.registry import RegistryClient
 from delivery.scannerdb import DB_CONFIG_MEDIA_TYPE, DB_MEDIA_TYPE, TITLE
+from tests.support.trivy_db import make_archive
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
-
-
-def make_archive(path: Path, *, updated: datetime, members: tuple[str, ...] = ("trivy.db", "metadata.json"),
-                 db: bytes = b"bolt db stand-in") -> Path:
-    """A `db.tar.gz` in Trivy's documented offline layout (what `tar -czf db.tar.gz -C D/db …` makes)."""
-    metadata = {"Version": 2, "NextUpdate": (updated + timedelta(hours=24)).isoformat().replace("+00:00", "Z"),
-                "UpdatedAt": updated.isoformat().replace("+00:00", "Z"), "DownloadedAt": updated.isoformat()}
-    content = {"trivy.db": db, "metadata.json": json.dumps(metadata).encode(), "../escape": b"x"}
-    with tarfile.open(path, "w:gz") as tar:
-        for name in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(content[name])
-            tar.addfile(info, io.BytesIO(content[name]))
-    return path
 
 
 def test_import_unpacks_trivys_offline_archive_into_the_cache_and_shows_its_age(
