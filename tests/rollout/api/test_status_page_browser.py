@@ -67,6 +67,11 @@ def test_the_status_page_shows_versions_step_and_freeze(api: Api, builds: Builds
             executions = card.locator("table.executions tbody").inner_text()
             width = page.eval_on_selector(f"#{OTHER_ENV}-{NAME} .fill", "e => e.style.width")
             page.screenshot(path=str(tmp_path / "status-page.png"), full_page=True)
+            cookie = next(c for c in browser.cookies() if c["name"] == "delivery_session")
+            page.click("form[action='/logout'] button[type=submit]")  # carries the session's CSRF token
+            page.locator("#token").wait_for()
+            signed_out = page.request.get(api.url + "/status/panel",
+                                          headers={"Cookie": f"delivery_session={cookie['value']}"}).status
         finally:
             browser.close()
     shutil.copy(tmp_path / "status-page.png", ARTIFACTS / "status-page.png")
@@ -76,6 +81,9 @@ def test_the_status_page_shows_versions_step_and_freeze(api: Api, builds: Builds
     assert "20%" in weight and width == "20%"
     assert "radiology QA audit week" in freeze and "nct-0042" in freeze
     assert markers == 1
+    assert api.tokens["release-manager"] not in cookie["value"]  # an opaque session id, never the token
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert signed_out == 401  # the session id is worthless once signed out
 
 
 def test_the_page_asks_for_a_token_and_refuses_execution_clients(api: Api) -> None:
