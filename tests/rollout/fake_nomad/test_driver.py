@@ -16,7 +16,7 @@ from rollout.jobspec import Release, build_job
 from tests.support.executions_builders import build_biomarker, manifest, study
 from tests.support.fake_nomad import FakeNomad, Json, Node
 from tests.support.images import write_busybox_context
-from tests.support.nomad_docker import DockerDriver
+from tests.support.nomad_docker import DockerDriver, JobPolicy, interpolate, may_read, render_template
 
 MS = 1_000_000
 # Reads every *.txt of its study, writes what it read (and who it is) to its output folder.
@@ -98,6 +98,15 @@ def batch_parent(image: str, registry: RegistryHandle) -> Json:
             "ParameterizedJob": {"Payload": "forbidden", "MetaRequired": ["study", "output", "execution_id"]},
             "TaskGroups": [{"Name": "fast", "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
                             "ReschedulePolicy": {"Attempts": 0, "Unlimited": False}, "Tasks": [task]}]}
+
+
+def plain_batch(image: str, registry: RegistryHandle, script: str) -> Json:
+    """A batch job (not parameterized) running `sh -c script`, with credentials from nomad/jobs/bio-fast."""
+    job = batch_parent(image, registry)
+    job.pop("ParameterizedJob")
+    task = job["TaskGroups"][0]["Tasks"][0]
+    task.update(Env={}, Config={**task["Config"], "command": "sh", "args": ["-c", script], "mount": []})
+    return job
 
 
 def service_job(image: str, registry: RegistryHandle, *, health: str = "/health", release: str = "1",
@@ -260,10 +269,7 @@ def test_a_gpu_job_waits_for_a_gpu_node_and_then_asks_the_engine_for_the_device(
     driver = DockerDriver(docker_client, work_root=tmp_path / "clients")
     with FakeNomad(driver=driver, nodes=[Node("n1", "cpu-1", "cpu", 0)]) as fake:
         credentials(fake, "bio-fast", registry)
-        job = batch_parent(image, registry)
-        job.pop("ParameterizedJob")
-        task = job["TaskGroups"][0]["Tasks"][0]
-        task.update(Env={}, Config={**task["Config"], "command": "true", "args": [], "mount": []})
+        job = plain_batch(image, registry, "true")
         job["TaskGroups"][0]["Tasks"][0]["Resources"]["Devices"] = [{"Name": "nvidia/gpu", "Count": 1}]
         job["Constraints"] = None
         registered = put(fake, "/v1/jobs", {"Job": job})
@@ -285,10 +291,7 @@ def test_a_gpu_job_waits_for_a_gpu_node_and_then_asks_the_engine_for_the_device(
 def test_a_failing_batch_run_is_rescheduled_once_per_its_policy_with_the_exit_code_in_its_events(
         fake: FakeNomad, image: str, registry: RegistryHandle) -> None:
     credentials(fake, "bio-fast", registry)
-    job = batch_parent(image, registry)
-    job.pop("ParameterizedJob")
-    job["TaskGroups"][0]["Tasks"][0].update(Env={}, Config={**job["TaskGroups"][0]["Tasks"][0]["Config"],
-                                                             "command": "sh", "args": ["-c", "exit 3"], "mount": []})
+    job = plain_batch(image, registry, "exit 3")
     job["TaskGroups"][0]["ReschedulePolicy"] = {"Attempts": 1, "Interval": 60_000 * MS, "Delay": 100 * MS,
                                                 "Unlimited": False}
     put(fake, "/v1/jobs", {"Job": job})
@@ -354,3 +357,44 @@ def test_stopping_an_allocation_stops_its_container_and_the_service_moves_to_the
     assert get(fake, f"/v1/allocation/{old['ID']}/services") == []
     [moved] = get(fake, f"/v1/allocation/{new['ID']}/services")
     assert requests.get(f"http://127.0.0.1:{moved['Port']}/health", timeout=5).text == "ok\n"
+
+
+def test_only_the_projects_template_form_renders_and_anything_else_fails_the_task(
+        fake: FakeNomad, image: str, registry: RegistryHandle) -> None:
+    items = {"nomad/jobs/j": {"username": "u", "password": "p"}}
+    text, missing = render_template('a{{ with nomadVar "nomad/jobs/j" }}U={{ .username }} X={{ .nope }}{{ end }}b',
+                                    items.get)
+    assert (text, missing) == ("aU=u X=<no value>b", [])
+    assert render_template('{{ with nomadVar "nomad/jobs/k" }}{{ .username }}{{ end }}', items.get) == \
+        ("", ["nomad/jobs/k"])
+    for bad in ('{{ env "HOME" }}', '{{ with nomadVar "nomad/jobs/j" }}', "{{ .username }}", "{{- end -}}",
+                '{{ range nomadVarList "nomad" }}{{ end }}'):
+        with pytest.raises(ValueError, match=r"unsupported|unexpected EOF"):
+            render_template(bad, items.get)
+    job = plain_batch(image, registry, "true")
+    job["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"] = '{{ env "HOME" }}'
+    put(fake, "/v1/jobs", {"Job": job})
+    assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-fast")] == ["failed"], 30)
+    assert events(allocs(fake, "bio-fast")[0])[-1] == \
+        'Task hook failed: Template failed: unsupported template action {{ env "HOME" }}'
+
+
+def test_workload_identity_reads_its_own_paths_a_dispatched_child_its_parents_and_granted_globs() -> None:
+    child = ("default", "bio-fast", "fast", "main")  # a dispatched child's identity names its parent
+    assert all(may_read(p, "default", child, []) for p in
+               ("nomad/jobs", "nomad/jobs/bio-fast", "nomad/jobs/bio-fast/fast", "nomad/jobs/bio-fast/fast/main"))
+    assert not may_read("nomad/jobs/registry-auth", "default", child, [])
+    assert not may_read("nomad/jobs/bio-fast", "imaging", child, [])  # another namespace
+    assert not may_read("nomad/jobs/bio-fast/other-group", "default", child, [])
+    grant = JobPolicy("bio-fast", ("shared/registry/*",), group="fast")
+    assert may_read("shared/registry/pull", "default", child, [grant])
+    assert not may_read("shared/registry/pull", "default", ("default", "bio-slow", "fast", "main"), [grant])
+
+
+def test_interpolation_reads_meta_ports_and_the_nodes_attributes_and_keeps_unknown_names() -> None:
+    env = {"NOMAD_META_study": "/share/s1", "NOMAD_PORT_http": "31000", "node.class": "gpu",
+           "attr.kernel.name": "linux", "meta.rack": "r1"}
+    config = {"args": ["${NOMAD_META_study}", "${NOMAD_PORT_http}", "${attr.kernel.name}/${meta.rack}"],
+              "mount": [{"source": "${NOMAD_META_output}"}], "labels": {"class": "${node.class}"}}
+    assert interpolate(config, env) == {"args": ["/share/s1", "31000", "linux/r1"],
+                                        "mount": [{"source": "${NOMAD_META_output}"}], "labels": {"class": "gpu"}}
