@@ -148,3 +148,36 @@ def test_another_registry_gets_each_blob_streamed_once_and_the_same_digest(
     assert target.client.get_manifest(env.repository("alpha"), "1.0.0").digest == manifest.digest
     assert target.client.stats.bytes_sent < 3 * 2**20 + 64 * 1024  # each blob once, plus the manifests
     assert result.reference.startswith(f"{second_registry.host}/{env.repository('alpha')}:1.0.0@")
+
+
+def test_a_clinical_channel_refuses_an_unscanned_image_unless_allowed_with_a_reason_which_is_audited(
+        release: Release, capsys: pytest.CaptureFixture[str]) -> None:
+    env = release.write_environment()
+    assert env.clinical_channels == ["stable"]
+    for version, vulnerabilities in (("0.4.0", "unscanned"), ("0.5.0", "stale"), ("0.6.0", "")):
+        manifest = push_image(release.client, env.repository("alpha"), version)
+        attest(release.client, env.repository("alpha"), manifest.digest, release.keys, vulnerabilities=vulnerabilities)
+    assert _promote_cli("alpha", "0.4.0", "--to", "local") == 0  # candidate is not clinical
+    capsys.readouterr()
+    for version in ("0.4.0", "0.5.0", "0.6.0"):  # no scan record at all reads as unscanned
+        assert _promote_cli("alpha", version, "--to", "local", "--channel", "stable") == 1
+        err = capsys.readouterr().err
+        assert "clinical channel local:stable" in err and "--allow-unscanned" in err
+    assert _promote_cli("alpha", "0.4.0", "--to", "local", "--channel", "stable", "--force", "--reason", "x") == 1
+    assert _promote_cli("alpha", "0.4.0", "--to", "local", "--channel", "stable", "--allow-unscanned") == 2
+    assert "stable" not in release.store.read("local", "alpha").state.channels
+    assert _promote_cli("alpha", "0.4.0", "--to", "local", "--channel", "stable", "--allow-unscanned",
+                        "--reason", "INC-7: DB import pending") == 0
+    assert "vulnerabilities: not scanned (no DB (test)); allowed by release-tester" in capsys.readouterr().out
+    (event,) = release.audit.events(subject_prefix="local/alpha:stable", action="allow-unscanned")
+    assert event.reason == "INC-7: DB import pending" and event.actor == "release-tester"
+    assert event.details["scan"]["status"] == "unscanned"
+
+
+def test_an_environment_can_mark_other_channels_clinical(release: Release,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    env = release.write_environment(clinical_channels=["candidate", "stable"])
+    manifest = push_image(release.client, env.repository("alpha"), "0.7.0")
+    attest(release.client, env.repository("alpha"), manifest.digest, release.keys, vulnerabilities="stale")
+    assert _promote_cli("alpha", "0.7.0", "--to", "local") == 1
+    assert "clinical channel local:candidate" in capsys.readouterr().err
