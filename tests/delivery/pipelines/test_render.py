@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from delivery.cli import main
 from delivery.pipelines import marker
 from delivery.pipelines.escape import groovy_text, xml_text
-from delivery.pipelines.render import PipelineSpec, Settings, render_folder, render_job
+from delivery.pipelines.render import RELEASE_TAG_REGEX, PipelineSpec, Settings, render_folder, render_job
 from tests.delivery.pipelines.groovy import parse_all, shape, strings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -89,8 +89,12 @@ def test_generated_jenkinsfiles_parse_with_real_groovy(tmp_path: Path) -> None:
     gpu, cpu = (r["events"] for r in results)
     assert [s for s in strings(gpu) if s.startswith("delivery ci")] == [
         "delivery ci build", "delivery ci test", "delivery ci build", "delivery ci test --gpu",
-        "delivery ci scan", "delivery ci push", "delivery ci attest"]
+        "delivery ci scan", "delivery ci scan --require-vuln-db", "delivery ci push", "delivery ci attest"]
     assert "gpu test" in strings(gpu) and "gpu test" not in strings(cpu)
+    # Release tags get the strict scan: its stage runs only when the tag matches the release pattern.
+    release = strings(cpu)[strings(cpu).index("scan release"):strings(cpu).index("delivery ci scan --require-vuln-db")]
+    assert RELEASE_TAG_REGEX in release and "REGEXP" in release
+    assert "call:not" in shape(cpu)
     options = {"call:timeout", "call:buildDiscarder", "call:disableConcurrentBuilds", "call:credentials"}
     assert options <= set(shape(gpu))
 
