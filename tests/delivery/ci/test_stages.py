@@ -151,6 +151,8 @@ def test_attestation_verifies_and_fails_with_wrong_key_or_tampered_payload(
     assert verified["subject_digest"] == pushed["digest"]
     assert verified["commit"] == _record(repo)["context"]["commit"]
     assert verified["test_passed"] is True and verified["ref"] == "refs/tags/v2.0.0"
+    assert verified["scan"]["status"] == "unscanned"  # no scan stage ran: never read as scanned
+    assert verified["scan"]["reason"] == "the scan stage did not run"
 
     from delivery.provenance import generate_keys
 
@@ -169,3 +171,35 @@ def test_attestation_verifies_and_fails_with_wrong_key_or_tampered_payload(
     store_attestation(client, image_name, pushed["digest"], envelope)
     with pytest.raises(ProvenanceError, match="does not verify"):
         verify_image(client, image_name, pushed["digest"], keys[1])
+
+
+def test_an_unscanned_release_is_attested_as_unscanned_with_its_override_and_verify_says_so(
+    ci_env: RegistryHandle, busybox: Path, tmp_path: Path, image_name: str, keys: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from delivery.errors import ConfigError
+    from delivery.trivy import find_binary
+    from tests.support.real import missing
+
+    try:
+        find_binary()
+    except ConfigError as e:
+        missing("trivy", e.render())
+    monkeypatch.setenv("TRIVY_CACHE_DIR", str(tmp_path / "trivy-cache"))  # offline: no vulnerability DB
+    monkeypatch.setenv("DELIVERY_ACTOR", "release-manager")
+    repo = make_repo(tmp_path / "repo", busybox, image=image_name, tag="v3.0.0",
+                     extra_dockerfile="USER 1000\nHEALTHCHECK NONE\n")
+    for stage in (["build", "--network", "none"], ["test"],
+                  ["scan", "--allow-unscanned", "--reason", "INC-9: DB mirror down"], ["push"],
+                  ["attest", "--key", str(keys[0])]):
+        assert _stage(repo, *stage) == 0, stage
+    capsys.readouterr()
+    assert main(["verify", f"{ci_env.host}/{image_name}:3.0.0", "--key", str(keys[1])]) == 0
+    out = capsys.readouterr().out
+    assert "scan passed" not in out
+    assert "not scanned (no trivy vulnerability DB in" in out
+    assert "allowed by release-manager: INC-9: DB mirror down" in out
+    assert main(["verify", f"{image_name}:3.0.0", "--key", str(keys[1]), "--json"]) == 0
+    scan = json.loads(capsys.readouterr().out)["scan"]
+    assert scan["status"] == "unscanned"
+    assert scan["override"] == {"reason": "INC-9: DB mirror down", "actor": "release-manager"}
