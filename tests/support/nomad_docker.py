@@ -367,7 +367,7 @@ class AllocRunner:
         return found
 
     # ---- state reported to the fake
-    def report(self, change: Callable[[Json], None] | None = None) -> None:
+    def report(self) -> None:
         """Copy the tasks' states into the allocation, derive ClientStatus, and reschedule a failed one."""
         fake = self.fake
         with fake.cond:
@@ -378,8 +378,6 @@ class AllocRunner:
             before = alloc["ClientStatus"]
             if alloc["DesiredStatus"] == "run" and before not in ("complete", "failed", "lost"):
                 alloc["ClientStatus"] = self.client_status()
-            if change:
-                change(alloc)
             fake._touch(alloc)
             fake._commit("allocs", "jobs")
             if before != "failed" and alloc["ClientStatus"] == "failed":
@@ -585,7 +583,7 @@ class TaskRunner:
                 return self.dead(failed=False)
             delay = self.restart_delay()
             if delay is None:
-                self.event("Not Restarting", "Exceeded allowed attempts, applying a delay - mode is \"fail\"")
+                self.event("Not Restarting", self.no_restart_reason())
                 return self.dead(failed=True)
             self.restart(delay)
 
@@ -607,6 +605,14 @@ class TaskRunner:
             return None
         self.restart_times.append(now)
         return self.driver.seconds(rule["Delay"] or 0)
+
+    def no_restart_reason(self) -> str:
+        """Nomad's restart tracker's words for giving up."""
+        rule = policy(self.alloc.job, self.alloc.group, "RestartPolicy")
+        if not rule["Attempts"]:
+            return "Policy allows no restarts"
+        interval = f"{self.driver.seconds(rule['Interval']) * self.driver.speed:g}s"
+        return f'Exceeded allowed attempts {rule["Attempts"]} in interval {interval} and mode is "{rule["Mode"]}"'
 
     def dead(self, *, failed: bool) -> None:
         self.remove_container()

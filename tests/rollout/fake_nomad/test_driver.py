@@ -297,8 +297,7 @@ def test_a_failing_batch_run_is_rescheduled_once_per_its_policy_with_the_exit_co
     put(fake, "/v1/jobs", {"Job": job})
     assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, "bio-fast")] == ["failed", "failed"], 30)
     first, second = sorted(allocs(fake, "bio-fast"), key=lambda a: a["CreateIndex"])
-    assert events(first)[-2:] == ["Terminated: Exit Code: 3", 'Not Restarting: Exceeded allowed attempts, applying a '
-                                                               'delay - mode is "fail"']
+    assert events(first)[-2:] == ["Terminated: Exit Code: 3", "Not Restarting: Policy allows no restarts"]
     assert (second["PreviousAllocation"], first["NextAllocation"]) == (first["ID"], second["ID"])
     assert first["DesiredDescription"] == "alloc was rescheduled because it failed"
     assert [e["PrevAllocID"] for e in second["RescheduleTracker"]["Events"]] == [first["ID"]]
