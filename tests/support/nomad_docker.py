@@ -429,7 +429,7 @@ class AllocRunner:
             new = fake.state.allocs.get(old["NextAllocation"] or "")
             if new is not None:
                 event = {"RescheduleTime": int(fake.now.timestamp() * NS), "PrevAllocID": old["ID"],
-                         "PrevNodeID": old["NodeID"], "Delay": int(delay * self.driver.speed * NS)}
+                         "PrevNodeID": old["NodeID"]}
                 past = (old.get("RescheduleTracker") or {}).get("Events") or []
                 new["RescheduleTracker"] = {"Events": [*past, event]}
             fake._commit("allocs", "jobs", "evals", "deployments")
@@ -545,6 +545,10 @@ class TaskRunner:
     def stopped(self) -> bool:
         return self.alloc.stopping.is_set() or self.stop_now.is_set()
 
+    def stamp(self) -> str:
+        """The cluster clock in RFC 3339, as TaskState times read."""
+        return self.alloc.fake.now.isoformat().replace("+00:00", "Z")
+
     def event(self, kind: str, message: str, **extra: Any) -> None:
         stamp = int(self.alloc.fake.now.timestamp() * NS)
         self.state["Events"].append({"Type": kind, "Time": stamp, "DisplayMessage": message, "Message": message,
@@ -590,7 +594,7 @@ class TaskRunner:
     def restart(self, delay: float) -> None:
         self.event("Restarting", f"Task restarting in {delay:.3f}s")
         self.state.update(State="pending", Restarts=self.state["Restarts"] + 1,
-                          LastRestart=f"{self.alloc.fake.now.isoformat()}")
+                          LastRestart=self.stamp())
         self.alloc.report()
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self.stopped():
@@ -616,7 +620,7 @@ class TaskRunner:
 
     def dead(self, *, failed: bool) -> None:
         self.remove_container()
-        self.state.update(State="dead", Failed=failed, FinishedAt=self.alloc.fake.now.isoformat())
+        self.state.update(State="dead", Failed=failed, FinishedAt=self.stamp())
         self.alloc.report()
 
     # ---- environment and templates
@@ -727,7 +731,7 @@ class TaskRunner:
         except (docker.errors.APIError, requests.RequestException) as e:
             text = getattr(e, "explanation", None) or str(e)
             raise TaskFailure("Driver Failure", f"failed to start task: {text}") from e
-        self.state.update(State="running", StartedAt=self.alloc.fake.now.isoformat())
+        self.state.update(State="running", StartedAt=self.stamp())
         self.event("Started", "Task started by client")
         self.alloc.report()
         return self.wait(container)

@@ -261,7 +261,9 @@ def test_a_container_killed_from_outside_is_restarted_per_the_restart_policy(
     assert fake.wait_until(lambda: fake.state.allocs[alloc_id]["TaskStates"]["main"]["Restarts"] == 1
                            and fake.state.allocs[alloc_id]["ClientStatus"] == "running", 30)
     assert driver.container_id(alloc_id) not in (None, first)
-    assert "Terminated: Exit Code: 137" in events(fake.state.allocs[alloc_id])
+    restarted = get(fake, f"/v1/allocation/{alloc_id}")["TaskStates"]["main"]
+    assert "Terminated: Exit Code: 137" in events({"TaskStates": {"main": restarted}})
+    assert restarted["LastRestart"].endswith("Z") and restarted["State"] == "running"
 
 
 def test_a_gpu_job_waits_for_a_gpu_node_and_then_asks_the_engine_for_the_device(
@@ -300,7 +302,8 @@ def test_a_failing_batch_run_is_rescheduled_once_per_its_policy_with_the_exit_co
     assert events(first)[-2:] == ["Terminated: Exit Code: 3", "Not Restarting: Policy allows no restarts"]
     assert (second["PreviousAllocation"], first["NextAllocation"]) == (first["ID"], second["ID"])
     assert first["DesiredDescription"] == "alloc was rescheduled because it failed"
-    assert [e["PrevAllocID"] for e in second["RescheduleTracker"]["Events"]] == [first["ID"]]
+    tracker = get(fake, f"/v1/allocation/{second['ID']}")["RescheduleTracker"]
+    assert [e["PrevAllocID"] for e in tracker["Events"]] == [first["ID"]]
     assert not fake.wait_until(lambda: len(allocs(fake, "bio-fast")) > 2, 1.0)
 
 
