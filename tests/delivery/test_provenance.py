@@ -25,6 +25,7 @@ from delivery.provenance import (
     open_envelope,
     pae,
     sign_statement,
+    store_attestation,
     verify_image,
 )
 from delivery.registry import OCI_MANIFEST, Manifest, RegistryClient, sha256_digest
@@ -118,3 +119,28 @@ def test_a_pushed_attestation_that_is_not_an_envelope_is_a_provenance_error(
     _push_attestation_manifest(client, "prov/hostile", image.digest, layer)
     with pytest.raises(ProvenanceError, match="attestation of prov/hostile"):
         verify_image(client, "prov/hostile", image.digest, public)
+
+
+@pytest.mark.parametrize(("scan", "status", "verdict"), [
+    (None, "unscanned", "gate passed, but vulnerabilities not scanned (the attestation records no vulnerability scan)"),
+    ({"status": "bogus"}, "unscanned", "gate passed, but vulnerabilities not scanned"),
+    ({"status": "stale", "reason": "DB 9.0 days old", "override": {"reason": "INC-7", "actor": "rm"}}, "stale",
+     "gate passed, but vulnerabilities scanned with a stale DB (DB 9.0 days old); allowed by rm: INC-7"),
+    ({"status": "scanned", "db_updated_at": "2026-12-01T00:00:00Z"}, "scanned", "passed"),
+])
+def test_only_an_attestation_that_records_a_fresh_vulnerability_scan_reads_as_scanned(
+    registry: RegistryHandle, tmp_path: Path, scan: dict | None, status: str, verdict: str
+) -> None:
+    client = RegistryClient(registry.url, registry.username, registry.password)
+    private, public = generate_keys(tmp_path)
+    repository = f"prov/scan-{status}"
+    image = push_image(client, repository, "1.0.0", seed=str(scan))
+    statement = _statement()
+    statement["subject"][0]["digest"]["sha256"] = image.digest.removeprefix("sha256:")
+    statement["predicate"]["runDetails"]["byproducts"] = [{"name": "scan", "annotations": {"status": "passed"}}]
+    if scan is not None:
+        statement["predicate"]["scan"] = scan
+    store_attestation(client, repository, image.digest, sign_statement(statement, load_private_key(private)))
+    verified = verify_image(client, repository, image.digest, public)
+    assert verified.scan.status == status and verified.scan_passed
+    assert verified.scan_verdict.startswith(verdict)
