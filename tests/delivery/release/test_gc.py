@@ -25,7 +25,7 @@ class Running:
 
 def test_gc_dry_run_shows_and_apply_deletes_only_the_unneeded_pre_release(
         release: Release, capsys: pytest.CaptureFixture[str]) -> None:
-    env = release.write_environment(required_gates=[])
+    env = release.write_environment(required_gates=[], clinical_channels=[])
     repo = env.repository("alpha")
     d = {v: push_image(release.client, repo, v).digest
          for v in ("1.0.0", "1.1.0-rc.1", "1.1.0-rc.2", "1.1.0-rc.3", "1.1.0-rc.4", "1.1.0-rc.5")}
@@ -63,7 +63,7 @@ def test_gc_dry_run_shows_and_apply_deletes_only_the_unneeded_pre_release(
 
 def test_gc_apply_is_audited_and_a_second_run_finds_nothing(release: Release,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    env = release.write_environment(required_gates=[])
+    env = release.write_environment(required_gates=[], clinical_channels=[])
     for version in ("2.0.0-rc.1", "2.0.0-rc.2"):
         push_image(release.client, env.repository("beta"), version)
     assert main(["gc", "beta", "--keep", "1", "--apply", "--json"]) == 0

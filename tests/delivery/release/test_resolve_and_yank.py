@@ -27,7 +27,7 @@ def _resolve(capsys: pytest.CaptureFixture[str], pin: str, *extra: str) -> dict[
 @pytest.fixture
 def alpha(release: Release) -> dict[str, str]:
     """Five versions of `alpha` pushed (gates are test_promote's subject, so none here); version -> digest."""
-    env = release.write_environment(required_gates=[])
+    env = release.write_environment(required_gates=[], clinical_channels=[])
     digests = {}
     for version in VERSIONS:
         digests[version] = push_image(release.client, env.repository("alpha"), version).digest
