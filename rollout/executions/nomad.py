@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rollout.executions.backend import Outcome, OutcomeStatus
 from rollout.executions.model import ExecutionError, JobDescription, Route
@@ -53,7 +54,7 @@ class NomadBackend:
                 f"{parent} does not require the dispatch meta {', '.join(missing)}: it was deployed before executions "
                 "had their own input and output binds, and would not isolate this execution's data",
                 hint="Redeploy the track with this version of rollout (rollout deploy).")
-        meta = {"study": str(job.input_path.resolve()), "output": str(job.output_path.resolve()),
+        meta = {"study": str(job.input_path.resolve()), "output": str(_output_folder(job)),
                 "execution_id": job.labels.get("execution", token)}
         return self._client.dispatch(parent, meta=meta, idempotency_token=token).job_id
 
@@ -100,3 +101,16 @@ class NomadBackend:
 
     def _since(self, started: float) -> float:
         return round(self._clock() - started, 3)
+
+
+def _output_folder(job: JobDescription) -> Path:
+    """The execution's output folder, created: the task binds it, and Docker refuses a bind mount whose source is
+    missing (`bind source path does not exist`). The share is mounted at the same path here and on every node."""
+    output = job.output_path.resolve()
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExecutionError(f"cannot create the output folder {output} ({e.strerror or type(e).__name__})",
+                             hint="The output folder must lie on the cluster's shared data volume and be writable "
+                                  "by this service.") from e
+    return output

@@ -194,7 +194,7 @@ def test_executions_wait_collects_a_submission_made_without_waiting(tmp_path: Pa
     submitter = _submitter(tmp_path, client, SqliteReleaseStore(tmp_path / "rs.sqlite"))
     dispatched = submitter.submit(_request(tmp_path, "1.0.0"), wait=False)
     assert dispatched.status == "dispatched" and not (tmp_path / "out" / "1" / "provenance.json").exists()
-    (tmp_path / "out" / "1").mkdir(parents=True)
+    assert (tmp_path / "out" / "1").is_dir()  # created before dispatching: Docker refuses a missing bind source
     (tmp_path / "out" / "1" / "report.json").write_text('{"volume_ml": 3}\n')  # what the allocation wrote
     (tmp_path / "org" / "alpha").mkdir(parents=True)
     (tmp_path / "org" / "alpha" / "biomarker.yaml").write_text(MANIFEST.format(name="alpha"))
