@@ -108,7 +108,9 @@ def _group(manifest: Biomarker, variant: str, release: Release, ident: str, clus
     """One task group: a batch run fails rather than retry in place; a service gets its port, check and canaries."""
     group: dict[str, Any] = {"Name": variant, "Count": 1, "Tasks": [_task(manifest, variant, release, ident)]}
     if manifest.service is None:
+        # Neither restarted nor rescheduled: a re-run would write into an output folder the ledger already judged.
         group["RestartPolicy"] = {"Attempts": 0, "Mode": "fail"}
+        group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
     else:
         group.update(_service_group(ident, manifest.service, cluster), Count=cluster.service_count)
     return group

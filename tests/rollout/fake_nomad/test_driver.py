@@ -337,6 +337,21 @@ def test_the_projects_own_batch_job_runs_a_dispatch_on_its_own_study(
     assert (data / "o1" / "volume.txt").read_text() == "42\n"
 
 
+def test_a_failed_run_of_the_projects_batch_job_is_neither_restarted_nor_rescheduled(
+        fake: FakeNomad, docker_client: DockerClient, busybox: Path, registry: RegistryHandle,
+        registry_auth: RegistryAuth, data: Path, tmp_path: Path) -> None:
+    """A re-run would write into an output folder whose execution the ledger already recorded as failed."""
+    built = build_biomarker(docker_client, busybox, tmp_path, registry, registry_auth, "alpha", "1.0.0", factor=3)
+    job = build_job(manifest("alpha"), "fast", Release("alpha", built.version, built.digest, built.image))
+    credentials(fake, job["ID"], registry)
+    put(fake, "/v1/jobs", {"Job": job})
+    (data / "o1").write_text("a file where the output folder should be\n")  # the run cannot write its report
+    meta = {"study": str(study(data / "s1", 4)), "output": str(data / "o1"), "execution_id": "e1"}
+    child = put(fake, f"/v1/job/{job['ID']}/dispatch", {"Meta": meta})["DispatchedJobID"]
+    assert fake.wait_until(lambda: [a["ClientStatus"] for a in allocs(fake, child)] == ["failed"], 60)
+    assert not fake.wait_until(lambda: len(allocs(fake, child)) > 1, 7.0)  # Nomad's default batch delay is 5 s
+
+
 def test_stopping_an_allocation_stops_its_container_and_the_service_moves_to_the_replacement(
         fake: FakeNomad, driver: DockerDriver, image: str, registry: RegistryHandle,
         docker_client: DockerClient) -> None:
