@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from delivery.errors import DeliveryError
-from rollout.controller.leader import LOCK_PATH, FileLease, LeaderLockError, NomadLease
+from rollout.controller.leader import LOCK_PATH, FileLease, LeaderLockError, Leadership, NomadLease
 from tests.support.fake_nomad import FakeNomad
 from tests.support.nomad_world import client
 
@@ -143,3 +143,16 @@ def test_file_lock_allows_one_controller_per_machine(tmp_path: Path) -> None:
     first.release()
     assert second.acquire() and second.held()
     second.release()
+
+
+def test_a_holder_whose_renewals_fail_acts_only_until_its_lease_runs_out(fake: FakeNomad) -> None:
+    clock, logs = Seconds(), list[dict[str, object]]()
+    leadership = Leadership(lease(fake, "a", clock), period=10.0 / 3, log=logs.append)
+    assert leadership.tick() and leadership.leading()
+    fake.inject("PUT", "^/v1/var/", status=500, text="rpc error: no leader", times=100)
+    clock.now += 10.0 / 3
+    assert leadership.tick() and leadership.leading()  # the lease it holds still covers it
+    assert logs[-1]["leader"] == "unavailable" and "500" in str(logs[-1]["error"])
+    clock.now += 10.0 / 3 * 2
+    assert not leadership.tick() and not leadership.leading()
+    assert logs[-1]["leader"] == "stepped-down"
