@@ -241,6 +241,7 @@ def leader_pid(w: World) -> int | None:
 def kill_leader(w: World, replicas: list[Replica]) -> Replica:
     """SIGKILL the leading controller (its lock stays until the TTL runs out); returns the replica that takes over."""
     alive = [r for r in replicas if r.process.poll() is None]
+    until(lambda: leader_pid(w) in {r.process.pid for r in alive}, 10, "a replica holds the lock")
     killed = next(r for r in alive if r.process.pid == leader_pid(w))
     killed.process.send_signal(signal.SIGKILL)
     killed.process.wait(10)
