@@ -233,3 +233,21 @@ def test_a_job_nomads_docker_driver_would_fail_is_refused_by_the_fake_in_tests(f
         world.client(fake.address, attempts=1).register(spec, enforce_index=0)
     assert fake.conformance_problems
     fake.conformance_problems.clear()
+
+
+def test_pausing_resuming_and_failing_a_deployment_conform(fake: FakeNomad) -> None:
+    nomad = world.client(fake.address)
+    first = job(world.SERVICE)
+    nomad.register(first, enforce_index=0)
+    second = job(world.SERVICE) | {"Meta": {**first["Meta"], "version": "2"}}
+    _task(second)["Env"]["BIOMARKER_VERSION"] = "2"
+    view = nomad.job(first["ID"]).value
+    assert view is not None
+    nomad.register(second, enforce_index=view.job_modify_index)
+    deployment = nomad.latest_deployment(first["ID"]).value
+    assert deployment is not None and deployment.status == "running"
+    nomad.pause(deployment.id, True)
+    nomad.pause(deployment.id, False)
+    nomad.fail(deployment.id)
+    _answers_conform(fake, [f"/v1/deployment/{deployment.id}", f"/v1/job/{first['ID']}/versions"])
+    assert fake.conformance_problems == []
