@@ -20,6 +20,10 @@ TEST_DATA_DIR = "/data/test"  # the test stage: the manifest's `test.data`, read
 REPORTS_DIR = "/data/reports"  # the test stage: where JUnit XML and other reports go
 MHZ_PER_CPU = 2000  # the manifest's unit: "2000 MHz = one CPU" (Nomad reserves MHz, an engine limits CPUs)
 MIN_NANO_CPUS = 10_000_000  # the engine refuses less than 0.01 CPU
+# Executions run unprivileged as `nobody`, numerically (scratch images have no /etc/passwd); the output folder
+# each execution gets is made writable for it, and the study must be readable by it.
+RUN_USER = "65534:65534"
+OUTPUT_MODE = 0o777
 
 # Environment variable names a biomarker container receives.
 BIOMARKER = "BIOMARKER"

@@ -141,7 +141,7 @@ def _task(manifest: Biomarker, variant: str, release: Release, ident: str) -> di
         config["mount"] = [_docker_mount(m) for m in contract.data_mounts(META_STUDY, META_OUTPUT)]
         env = contract.environment(identity, execution_id=META_EXECUTION_ID)
     return {
-        "Name": "main", "Driver": "docker", "Config": config, "Env": env,
+        "Name": "main", "Driver": "docker", "Config": config, "Env": env, "User": contract.RUN_USER,
         "Resources": _resources(contract.Limits(spec.resources.cpu_mhz, spec.resources.memory_mb, spec.resources.gpu)),
         "Templates": [{"EmbeddedTmpl": _auth_template(registry_auth_path(ident)),
                        "DestPath": "secrets/registry.env", "Envvars": True, "ChangeMode": "restart"}],

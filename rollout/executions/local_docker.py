@@ -24,7 +24,6 @@ from delivery.docker import (
 from rollout.executions.backend import Outcome, OutcomeStatus
 from rollout.executions.model import REFERENCE, JobDescription, Route
 
-NOBODY = "65534:65534"
 PREFIX = "local-"
 OUTPUT_LABEL = "delivery.output"
 
@@ -113,8 +112,8 @@ def _job_user(output: Path) -> str:
     output.mkdir(parents=True, exist_ok=True)
     if os.getuid() != 0:
         return f"{os.getuid()}:{os.getgid()}"
-    output.chmod(0o777)  # `nobody` writes the outputs; root reads and hashes them afterwards
-    return NOBODY
+    output.chmod(contract.OUTPUT_MODE)  # `nobody` writes the outputs; root reads and hashes them afterwards
+    return contract.RUN_USER
 
 
 def _outcome(result: ContainerOutcome) -> Outcome:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from delivery import contract
 from rollout.executions.backend import Outcome, OutcomeStatus
 from rollout.executions.model import ExecutionError, JobDescription, Route
 from rollout.jobspec import DISPATCH_META
@@ -109,6 +110,7 @@ def _output_folder(job: JobDescription) -> Path:
     output = job.output_path.resolve()
     try:
         output.mkdir(parents=True, exist_ok=True)
+        output.chmod(contract.OUTPUT_MODE)  # the task runs as the contract's unprivileged user
     except OSError as e:
         raise ExecutionError(f"cannot create the output folder {output} ({e.strerror or type(e).__name__})",
                              hint="The output folder must lie on the cluster's shared data volume and be writable "

@@ -780,7 +780,7 @@ class TaskRunner:
         return {"command": command, "entrypoint": config.get("entrypoint"),
                 "name": f"{self.name}-{self.alloc.alloc_id}",
                 "environment": container_env, "labels": labels, "network_mode": "host", "mounts": mounts,
-                "working_dir": config.get("work_dir"), "nano_cpus": limits.nano_cpus(os.cpu_count()), "detach": True,
+                "working_dir": config.get("work_dir"), "user": str(self.task.get("User") or "") or None, "nano_cpus": limits.nano_cpus(os.cpu_count()), "detach": True,
                 "mem_limit": limits.memory_bytes, "read_only": bool(config.get("readonly_rootfs")),
                 "device_requests": [docker.types.DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None}
 

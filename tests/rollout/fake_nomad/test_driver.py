@@ -329,12 +329,14 @@ def test_the_projects_own_batch_job_runs_a_dispatch_on_its_own_study(
     credentials(fake, job["ID"], registry)
     put(fake, "/v1/jobs", {"Job": job})
     meta = {"study": str(study(data / "s1", 4, 10)), "output": str(data / "o1"), "execution_id": "e1"}
-    (data / "o1").mkdir()
+    (data / "o1").mkdir(mode=0o777)  # as the Nomad backend leaves it: writable for the contract's user
+    (data / "o1").chmod(0o777)
     child = put(fake, f"/v1/job/{job['ID']}/dispatch", {"Meta": meta})["DispatchedJobID"]
     assert fake.wait_until(lambda: bool(allocs(fake, child))
                            and allocs(fake, child)[0]["ClientStatus"] in ("complete", "failed"), 60)
     assert allocs(fake, child)[0]["ClientStatus"] == "complete", events(allocs(fake, child)[0])
     assert (data / "o1" / "volume.txt").read_text() == "42\n"
+    assert (data / "o1" / "volume.txt").stat().st_uid == 65534  # the contract's unprivileged user, not root
 
 
 def test_a_failed_run_of_the_projects_batch_job_is_neither_restarted_nor_rescheduled(
