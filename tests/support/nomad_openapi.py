@@ -216,7 +216,7 @@ def semantic_problems(job: Json, *, readable: Iterable[str] = ()) -> list[str]:
     allowed = tuple(readable)
     job_type = job.get("Type") or "service"
     if job_type not in _NO_UPDATE:
-        problems += _update_problems("Job.Update", {**UPDATE_DEFAULTS, **(job.get("Update") or {})})
+        problems += _update_problems("Job.Update", _merged(job.get("Update")))
     for group in job.get("TaskGroups") or []:
         problems += _group_problems(job, group, allowed)
     return problems
@@ -240,8 +240,7 @@ def _group_problems(job: Json, group: Json, readable: tuple[str, ...]) -> list[s
     labels = _port_labels(group)
     problems = _service_problems(where, group.get("Services"), labels)
     if (job.get("Type") or "service") not in _NO_UPDATE and group.get("Update") is not None:
-        merged = {**UPDATE_DEFAULTS, **(job.get("Update") or {}), **group["Update"]}
-        problems += _update_problems(f"{where} Update", merged)
+        problems += _update_problems(f"{where} Update", _merged(job.get("Update"), group["Update"]))
     for task in group.get("Tasks") or []:
         problems += _task_problems(job, group, task, labels, readable)
     return problems
@@ -335,6 +334,14 @@ def _resource_problems(where: str, resources: Json) -> list[str]:
     if isinstance(memory, int) and memory < 10:
         problems.append(f"{where}: Resources.MemoryMB {memory} is below Nomad's minimum of 10")
     return problems
+
+
+def _merged(*updates: Json | None) -> Json:
+    """Nomad's effective update block: defaults, then the job's, then the group's (`null` means unset)."""
+    merged = dict(UPDATE_DEFAULTS)
+    for update in updates:
+        merged.update({k: v for k, v in (update or {}).items() if v is not None})
+    return merged
 
 
 def _update_problems(where: str, update: Json) -> list[str]:

@@ -251,3 +251,9 @@ def test_pausing_resuming_and_failing_a_deployment_conform(fake: FakeNomad) -> N
     nomad.fail(deployment.id)
     _answers_conform(fake, [f"/v1/deployment/{deployment.id}", f"/v1/job/{first['ID']}/versions"])
     assert fake.conformance_problems == []
+
+
+def test_null_in_an_update_block_means_nomads_default() -> None:
+    spec = job(world.SERVICE)
+    _group(spec)["Update"].update(HealthCheck=None, Stagger=None)
+    assert problems(spec) == []
