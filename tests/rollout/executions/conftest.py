@@ -10,7 +10,7 @@ import pytest
 
 from delivery.docker import DockerClient, RegistryAuth
 from delivery.localenv import RegistryHandle
-from delivery.registry import RegistryClient
+from delivery.registry import NotFound, RegistryClient
 from delivery.release.state import SqliteReleaseStore
 from rollout.executions.ledger import Ledger
 from rollout.executions.local_docker import LocalDockerBackend
@@ -72,7 +72,11 @@ def undo_yanks(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def remove_yanks(client: RegistryClient, repository: str) -> None:
     """Delete every yank record of `repository` (tests only: yanks are never undone in the product)."""
-    for tag in client.list_tags(repository):
+    try:
+        tags = client.list_tags(repository)
+    except NotFound:  # never pushed in this session: nothing to undo
+        return
+    for tag in tags:
         digest = client.head_manifest(repository, tag) if tag.endswith(".yank") else None
         if digest:
             client.delete_manifest(repository, digest)
