@@ -17,6 +17,8 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNomad]
     for var in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "DELIVERY_DATABASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
+    # Cluster mode names its shared ledger (no command falls back to a local file); a file URL stands in.
+    monkeypatch.setenv("DELIVERY_DATABASE_URL", f"sqlite:///{tmp_path / 'shared-ledger.sqlite'}")
     with FakeNomad() as f:
         yield f
 
