@@ -154,6 +154,18 @@ class Composition:
         return [(env, name) for env in self.store.environments() for name in self.store.biomarkers(env)
                 if self.store.read(env, name).state.rollout is not None]
 
+    def shadow_root(self, beside: Path | None = None) -> Path:
+        """Where paired candidate runs write: `DELIVERY_SHADOW_ROOT`; on a cluster, next to the primary outputs
+        (`beside/.shadow`, on the shared data volume every node mounts); embedded, `$DELIVERY_HOME/shadow`."""
+        if os.environ.get("DELIVERY_SHADOW_ROOT"):
+            return Path(os.environ["DELIVERY_SHADOW_ROOT"])
+        if not self.config.cluster:
+            return state_home() / "shadow"
+        if beside is None:  # a folder on this machine only would fail every paired run at its bind mount
+            raise ConfigError("paired candidate runs need a folder on the cluster's shared data volume",
+                              hint="Set DELIVERY_SHADOW_ROOT to a folder on the share every Nomad node mounts.")
+        return beside / ".shadow"
+
     def describe(self) -> dict[str, object]:
         """Which mode and systems of record are in use (no secrets), for `--json` outputs."""
         return {"mode": self.config.mode, "nomad": self.config.nomad_addr, "release_store": self.config.release_store,

@@ -125,4 +125,4 @@ def services_from_env() -> Services:
         config=config, tokens=TokenStore(default_tokens_path()),
         catalog=FolderCatalog(Path(env.get("DELIVERY_ORG_DIR") or "biomarkers")),
         store=c.store, registry=settings.client(), backend=c.backend(settings.auth()),
-        database_url=c.config.ledger_url())
+        database_url=c.config.ledger_url(), shadow_root=c.shadow_root(config.output_root))

@@ -9,7 +9,7 @@ from delivery.audit import AuditLog
 from delivery.config import registry_settings
 from delivery.paths import default_database_url
 from rollout.executions.recall import Recall, RegistryYanker
-from rollout.executions.wiring import add_service_flags, controller_rollback, ledger, submitter
+from rollout.executions.wiring import add_service_flags, collector, controller_rollback, ledger, submitter
 
 EPILOG = """\
 examples:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _recall(args: argparse.Namespace) -> int:
     service = submitter(args) if args.resubmit_with else None
-    manifest = (service or submitter(args)).manifest(args.name)
+    manifest = (service or collector(args)).manifest(args.name)
     audit = AuditLog(default_database_url())
     recall = Recall(ledger(), audit, RegistryYanker(registry_settings(args).client(), manifest.image),
                     controller_rollback(args.rollback_in or [args.env]))

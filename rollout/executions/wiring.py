@@ -59,14 +59,15 @@ def submitter(args: argparse.Namespace) -> Submitter:
     settings = c.registry()
     return Submitter(ledger=c.ledger, store=c.store, resolver=RegistryPinResolver(settings.client()),
                      manifests=FolderManifests(args.org), backend=c.backend(settings.auth()),
-                     shadow_root=state_home() / "shadow")
+                     shadow_root=c.shadow_root(args.out.resolve().parent if getattr(args, "out", None) else None))
 
 
 def collector(args: argparse.Namespace) -> Submitter:
     """A Submitter that only collects executions already dispatched (no registry needed: nothing is resolved)."""
     c = compose(args)
     return Submitter(ledger=c.ledger, store=c.store, resolver=_NoPins(), manifests=FolderManifests(args.org),
-                     backend=c.backend(None), shadow_root=state_home() / "shadow")
+                     backend=c.backend(None),
+                     shadow_root=state_home() / "shadow")  # collects only: starts no paired run
 
 
 class _NoPins:

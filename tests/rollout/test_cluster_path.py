@@ -115,7 +115,7 @@ UNSCANNED = ("--allow-unscanned", "--reason", "e2e test machine: no vulnerabilit
 SCAN_IGNORE = """\
 ignores:
   - id: DS-0002
-    reason: the tiny test images run as root to write into the test's root-owned share
+    reason: the busybox test images set no USER; every backend runs them as the contract's unprivileged user
     expires: 2999-01-01
 """
 
@@ -273,7 +273,7 @@ def world(docker_client: DockerClient, registry: RegistryHandle, busybox: Path, 
         "repository_prefix": prefix, "nomad": {"address": "http://127.0.0.1:4646"}, "channels": ["candidate", "stable"],
         "required_gates": ["attestation", "tests"]}), encoding="utf-8")
     keys = generate_keys(tmp_path / "keys")
-    for key, value in (("DELIVERY_HOME", str(share / "delivery")), ("DELIVERY_ENVIRONMENTS", str(tmp_path / "envs")),
+    for key, value in (("DELIVERY_HOME", str(tmp_path / "home")), ("DELIVERY_ENVIRONMENTS", str(tmp_path / "envs")),
                        ("DELIVERY_REGISTRY", registry.host), ("DELIVERY_REGISTRY_USER", registry.username),
                        ("DELIVERY_REGISTRY_PASSWORD", registry.password.reveal()), ("DELIVERY_ACTOR", "rm"),
                        ("DELIVERY_ENV", ENV), ("DELIVERY_PUBLIC_KEY", str(keys[1]))):
@@ -473,6 +473,7 @@ def check_batch_results(w: World, done: dict[str, dict[str, Any]]) -> None:
         if shadow is not None:
             assert shadow["version"] == "2.0.0" and shadow["status"] == "succeeded"
             shadow_out = Path(shadow["output_path"])
+            assert shadow_out.parent == w.share / "results" / ".shadow"  # on the share, where the nodes can bind it
             assert json.loads((shadow_out / "report.json").read_text()) == {"volume_ml": float(volume),
                                                                             "version": "2.0.0"}
             assert sorted(p.name for p in shadow_out.iterdir()) == ["comparison.json", "provenance.json",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from delivery import cli as delivery_cli
+from delivery.errors import ConfigError
 from delivery.localenv import RegistryHandle
 from delivery.registry import RegistryClient
 from delivery.release.state import SqliteReleaseStore
@@ -29,7 +30,8 @@ ENV = "prod"
 STABLE, CANARY = "alpha-fast", "alpha-fast-canary"
 CONFIG_KEYS = ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "DELIVERY_DATABASE_URL",
                "DELIVERY_CONFIG", "DELIVERY_RELEASE_STORE", "DELIVERY_BACKEND", "DELIVERY_PUBLIC_KEY",
-               "DELIVERY_NOMAD_PULL_USER", "DELIVERY_NOMAD_PULL_PASSWORD", "DELIVERY_NOMAD_PULL_PASSWORD_FILE")
+               "DELIVERY_NOMAD_PULL_USER", "DELIVERY_NOMAD_PULL_PASSWORD", "DELIVERY_NOMAD_PULL_PASSWORD_FILE",
+               "DELIVERY_SHADOW_ROOT")
 
 
 @dataclass(frozen=True)
@@ -242,3 +244,16 @@ def test_a_config_file_turns_cluster_mode_on_for_every_command(
     assert NomadReleaseStore(client(fake.address)).read(ENV, "alpha").state.channels["candidate"].digest == digest
     assert not world.sqlite.exists() and (world.home.parent / "shared.sqlite").exists()
 
+
+
+def test_paired_candidate_runs_write_on_the_share_in_cluster_mode_and_under_the_home_embedded(
+        fake: FakeNomad, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    assert compose().shadow_root(share / "results") == world.home / "shadow"  # embedded: nothing else can read it
+    monkeypatch.setenv("NOMAD_ADDR", fake.address)
+    # On a cluster the candidate's task binds the folder on some node: beside the primary outputs, on the share.
+    assert compose().shadow_root(share / "results") == share / "results" / ".shadow"
+    with pytest.raises(ConfigError, match="shared data volume"):
+        compose().shadow_root()  # a folder on this machine only would fail every paired run at its bind mount
+    monkeypatch.setenv("DELIVERY_SHADOW_ROOT", str(share / "paired"))
+    assert compose().shadow_root() == compose().shadow_root(share / "results") == share / "paired"
