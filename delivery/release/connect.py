@@ -71,8 +71,10 @@ def audit_log() -> AuditLog:
 
 
 def default_public_key() -> Path:
-    """The embedded default's provenance key (`$DELIVERY_HOME/keys/signing.pub`)."""
-    return state_home() / "keys" / "signing.pub"
+    """`DELIVERY_PUBLIC_KEY` (as rollout deploy and the controller read it), else the embedded default's key
+    (`$DELIVERY_HOME/keys/signing.pub`)."""
+    configured = os.environ.get("DELIVERY_PUBLIC_KEY")
+    return Path(configured) if configured else state_home() / "keys" / "signing.pub"
 
 
 def verifier(public_key: Path) -> Verifier:

@@ -181,3 +181,19 @@ def test_an_environment_can_mark_other_channels_clinical(release: Release,
     attest(release.client, env.repository("alpha"), manifest.digest, release.keys, vulnerabilities="stale")
     assert _promote_cli("alpha", "0.7.0", "--to", "local") == 1
     assert "clinical channel local:candidate" in capsys.readouterr().err
+
+
+def test_promote_checks_the_attestation_with_the_key_delivery_public_key_names(
+        release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Like rollout deploy and the controller: a release manager configures the CI key once, not per command."""
+    release.write_environment()
+    repository = f"{release.prefix}/alpha"
+    digest = push_image(release.client, repository, "1.0.0").digest
+    attest(release.client, repository, digest, release.keys)
+    (release.home / "keys" / "signing.pub").unlink()  # no key in the home: only the configured one can verify
+    monkeypatch.setenv("DELIVERY_PUBLIC_KEY", str(tmp_path / "missing.pub"))
+    assert _promote_cli("alpha", "1.0.0", "--to", "local") == 1
+    assert "missing.pub" in capsys.readouterr().err
+    monkeypatch.setenv("DELIVERY_PUBLIC_KEY", str(release.keys.public))
+    assert _promote_cli("alpha", "1.0.0", "--to", "local") == 0
+    assert release.store.read("local", "alpha").state.channels["candidate"].digest == digest
