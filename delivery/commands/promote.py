@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--reason", default="", metavar="TEXT",
                         help="why (required with --force and --allow-unscanned, audited)")
     parser.add_argument("--public-key", type=Path, metavar="FILE",
-                        help="provenance public key (default: $DELIVERY_PUBLIC_KEY, else $DELIVERY_HOME/keys/signing.pub)")
+                        help="provenance public key (default: $DELIVERY_PUBLIC_KEY, "
+                             "else $DELIVERY_HOME/keys/signing.pub)")
     clikit.add_json_flag(parser)
 
 
