@@ -51,10 +51,11 @@ def _serve(args: argparse.Namespace) -> int:
     with stop_on_signals(controller[0]) if controller else contextlib.nullcontext():
         if args.workers > 1:
             uvicorn.run("rollout.api.asgi:app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                        access_log=False, log_level=args.log_level, proxy_headers=args.proxy_headers)
+                        access_log=False, log_level=args.log_level, proxy_headers=args.proxy_headers,
+                        forwarded_allow_ips=args.forwarded_allow_ips)
         else:
             uvicorn.run(app(), host=args.host, port=args.port, access_log=False, log_level=args.log_level,
-                        proxy_headers=args.proxy_headers)
+                        proxy_headers=args.proxy_headers, forwarded_allow_ips=args.forwarded_allow_ips)
     if controller is not None:
         controller[0].stop(release=True)  # the next replica takes over at once
         controller[1].join(30)
@@ -122,7 +123,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_registry_flag(p)
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's own log level (access logs are always written)")
-    p.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from the load balancer")
+    p.add_argument("--proxy-headers", action="store_true",
+                   help="trust X-Forwarded-For/-Proto from the load balancer (https there makes cookies Secure)")
+    p.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                   metavar="ADDRS", help="comma-separated addresses of the load balancers whose X-Forwarded-* "
+                                         "headers count (default $FORWARDED_ALLOW_IPS or 127.0.0.1)")
     p.add_argument("--write-openapi", type=Path, metavar="FILE", help="write the OpenAPI document to FILE and exit")
     p.add_argument("--controller", action="store_true",
                    help="also run the controller service that advances rollouts (see `rollout controller --help`)")
