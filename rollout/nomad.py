@@ -461,6 +461,97 @@ class NomadClient:
                           retry=True)
         return tuple(str(v["Path"]) for v in resp.json())
 
+    # ---------------------------------------------------------------- ACL policies and namespaces
+    def acl_policy(self, name: str) -> AclPolicy | None:
+        """An ACL policy (None when absent); Nomad lets only a management token read any policy.
+
+        Raises:
+            NomadUnauthorized: the token is not a management token (or unknown).
+            NomadError: Nomad failed after retries.
+        """
+        try:
+            resp = self._call(f"read ACL policy {name}", lambda: self._raw("GET", f"acl/policy/{name}"), retry=True)
+        except NomadNotFound:
+            return None
+        return _acl_policy(resp.json())
+
+    def put_acl_policy(self, policy: AclPolicy) -> None:
+        """Create or replace an ACL policy (`POST /v1/acl/policy/:name`, idempotent).
+
+        Raises:
+            NomadBadRequest: Nomad refused the policy (its text says why, e.g. rules that do not parse).
+            NomadUnauthorized: the token is not a management token.
+            NomadError: Nomad failed after retries.
+        """
+        body: Json = {"Name": policy.name, "Description": policy.description, "Rules": policy.rules}
+        if policy.job_acl:
+            body["JobACL"] = dict(policy.job_acl)
+        self._call(f"write ACL policy {policy.name}",
+                   lambda: self._raw("POST", f"acl/policy/{policy.name}", body=body), retry=True)
+
+    def delete_acl_policy(self, name: str) -> None:
+        """Delete an ACL policy.
+
+        Raises:
+            NomadUnauthorized: the token is not a management token.
+            NomadError: Nomad failed after retries.
+        """
+        self._call(f"delete ACL policy {name}", lambda: self._raw("DELETE", f"acl/policy/{name}"), retry=True)
+
+    def namespace(self, name: str) -> NamespaceView | None:
+        """A namespace (None when absent).
+
+        Raises:
+            NomadError: Nomad refused the token or failed after retries.
+        """
+        try:
+            resp = self._call(f"read namespace {name}", lambda: self._raw("GET", f"namespace/{name}"), retry=True)
+        except NomadNotFound:
+            return None
+        data = resp.json()
+        return NamespaceView(name=str(data["Name"]), description=str(data.get("Description") or ""),
+                             modify_index=int(data.get("ModifyIndex", 0)))
+
+    def put_namespace(self, name: str, description: str) -> None:
+        """Create or replace a namespace (`POST /v1/namespace/:name`; replaces every field, so create only).
+
+        Raises:
+            NomadUnauthorized: the token is not a management token.
+            NomadError: Nomad refused it or failed after retries.
+        """
+        body: Json = {"Name": name, "Description": description}
+        self._call(f"write namespace {name}", lambda: self._raw("POST", f"namespace/{name}", body=body), retry=True)
+
+
+@dataclass(frozen=True)
+class AclPolicy:
+    """A Nomad ACL policy as the ACL API holds it; `job_acl` binds it to a job's workload identity."""
+
+    name: str
+    description: str
+    rules: str
+    job_acl: tuple[tuple[str, str], ...] = ()
+    modify_index: int = 0
+
+    def same_as(self, other: AclPolicy) -> bool:
+        """Equal in everything a write would set (indexes aside)."""
+        return (self.description, self.rules, self.job_acl) == (other.description, other.rules, other.job_acl)
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    name: str
+    description: str
+    modify_index: int = 0
+
+
+def _acl_policy(data: Json) -> AclPolicy:
+    job_acl = data.get("JobACL") or {}
+    return AclPolicy(name=str(data["Name"]), description=str(data.get("Description") or ""),
+                     rules=str(data.get("Rules") or ""),
+                     job_acl=tuple(sorted((str(k), str(v)) for k, v in job_acl.items() if v)),
+                     modify_index=int(data.get("ModifyIndex", 0)))
+
 
 def _job_view(data: Json) -> JobView:
     meta = data.get("Meta") or {}
