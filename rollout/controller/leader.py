@@ -79,6 +79,8 @@ class Lease(Protocol):
 
     def describe(self) -> dict[str, object]: ...
 
+    def current_holder(self) -> str | None: ...
+
 
 class NomadLease:
     """The lock in a Nomad Variable, compare-and-set with a TTL."""
@@ -141,6 +143,18 @@ class NomadLease:
         if seen is None:
             return {"lock": self.path, "holder": None}
         return {"lock": self.path, **seen.items()}
+
+    def current_holder(self) -> str | None:
+        """Who holds the lock now (None: absent, released or expired); reads, never writes.
+
+        Raises:
+            LeaderLockError: Nomad refuses the token or the request (403/400).
+            NomadError: Nomad failed after retries.
+        """
+        current = self._read()
+        if current is None or not current.holder or current.expires_at <= self.clock():
+            return None
+        return current.holder
 
     # ---------------------------------------------------------------- internals
     def _ours(self, current: Holder | None, mine: Holder | None) -> bool:
@@ -295,6 +309,22 @@ class FileLease:
         """The lock file and, when it is not ours, who wrote it last."""
         holder = self.identity if self._file else _first_line(self.path)
         return {"lock": str(self.path), "holder": holder}
+
+    def current_holder(self) -> str | None:
+        """Who holds the file lock now (None: nobody); tests it with a non-blocking shared lock, released at once."""
+        if self._file is not None:
+            return self.identity
+        try:
+            handle = self.path.open("r", encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return handle.read().strip() or str(self.path)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return None
 
 
 def _first_line(path: Path) -> str | None:

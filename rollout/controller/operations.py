@@ -109,12 +109,19 @@ def _stable_from(job: Any) -> ReleaseRef | None:
                       attestation_digest=meta.get("attestation_digest", ""), spec_hash=meta.get(SPEC_HASH, ""))
 
 
+def job_specs(manifest: Biomarker, variant: str, release: Release,
+              cluster: ClusterSettings | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(candidate, promote) job specs a rollout registers: the canary parent then the stable one for batch jobs,
+    the stable job (its canaries through the update block) twice for services."""
+    track: Track = "canary" if manifest.job_type == "batch" else "stable"
+    return (build_job(manifest, variant, release, track=track, cluster=cluster),
+            build_job(manifest, variant, release, track="stable", cluster=cluster))
+
+
 def _new_status(manifest: Biomarker, variant: str, release: Release, environment: str, now: datetime,
                 stable: ReleaseRef | None, current: Any, cluster: ClusterSettings | None,
                 override_reason: str | None) -> RolloutStatus:
-    track: Track = "canary" if manifest.job_type == "batch" else "stable"
-    candidate_spec = build_job(manifest, variant, release, track=track, cluster=cluster)
-    promote_spec = build_job(manifest, variant, release, track="stable", cluster=cluster)
+    candidate_spec, promote_spec = job_specs(manifest, variant, release, cluster)
     cand = ReleaseRef(version=release.version, digest=release.digest, image=release.image,
                       attestation_digest=release.attestation_digest, spec_hash=candidate_spec["Meta"][SPEC_HASH])
     status = RolloutStatus(
