@@ -12,9 +12,10 @@ from delivery import clikit
 from delivery.argtypes import bounded_float
 from delivery.commands import audit as audit_cli
 from delivery.errors import UsageError
-from delivery.manifest import load_manifest
+from delivery.manifest import Biomarker, load_manifest
 from delivery.release.state import ReleaseStore
-from rollout import deploy_source, freeze
+from rollout import deploy_source, freeze, preflight
+from rollout.commands.controller import lease_for
 from rollout.compose import Composition, compose
 from rollout.controller import operations
 from rollout.controller.loop import Controller, load_status
@@ -102,12 +103,39 @@ def _deploy(args: argparse.Namespace) -> int:
     controller.verifier.verify(deploy_source.reference(release))
     check_deploy_scan(c, deploy_source.reference(release), args.environment,
                       args.reason if args.allow_unscanned else None)
+    holder = _before_writing(c, manifest, variant, release)
     if c.nomad is not None:
         _publish_pull_credentials(c.nomad, c, manifest.name, variant, manifest.job_type)
-    operations.start_rollout(store=c.store, scheduler=c.scheduler, manifest=manifest, variant=variant,
-                             release=release, environment=args.environment, now=_now(), audit=audit,
-                             override_reason=override)
-    return _report(controller.run(), args.json)
+    status = operations.start_rollout(store=c.store, scheduler=c.scheduler, manifest=manifest, variant=variant,
+                                      release=release, environment=args.environment, now=_now(), audit=audit,
+                                      override_reason=override)
+    return _act(args, controller, status, holder)
+
+
+def _before_writing(c: Composition, manifest: Biomarker, variant: str, release: Release) -> str | None:
+    """Cluster mode: Nomad plans the jobs the rollout will register (a refusal stops the deploy here). Then who
+    acts: None for this command, else the controller service holding the leader lock."""
+    if c.nomad is not None:
+        preflight.check_jobs(c.nomad, operations.job_specs(manifest, variant, release), _warn)
+    return _service_holder(c)
+
+
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _service_holder(c: Composition) -> str | None:
+    """The controller service holding a live leader lock (it acts, not this command); None when none runs."""
+    return lease_for(c).current_holder()
+
+
+def _act(args: argparse.Namespace, controller: Controller, status: RolloutStatus, holder: str | None) -> int:
+    """Act inline when no controller service runs (the embedded default); else the service acts: report only."""
+    if holder is None:
+        return _report(controller.run(), args.json)
+    print(f"the controller service ({holder}) holds the leader lock and will act on this; follow it with "
+          f"`rollout watch {status.biomarker} --env {status.environment}`", file=sys.stderr)
+    return _report(status, args.json)
 
 
 def _version_lookup(args: argparse.Namespace, c: Composition) -> deploy_source.VersionLookup:
@@ -152,9 +180,10 @@ def _watch(args: argparse.Namespace) -> int:
 def _request(what: str) -> clikit.Handler:
     def handler(args: argparse.Namespace) -> int:
         c = compose(args)
-        operations.request(c.store, args.environment, args.biomarker, what, now=_now(), reason=args.reason or "",
-                           audit=c.audit())
-        return _report(_controller(args, c).run(), args.json)
+        holder = _service_holder(c)  # read before writing: a lock that cannot be read stops with nothing written
+        status = operations.request(c.store, args.environment, args.biomarker, what, now=_now(),
+                                    reason=args.reason or "", audit=c.audit())
+        return _act(args, _controller(args, c), status, holder)
 
     return handler
 
