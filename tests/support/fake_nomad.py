@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.support import nomad_openapi
+from tests.support import fake_nomad_acl, nomad_openapi
 
 Json = dict[str, Any]
 NS = 1_000_000_000
@@ -431,6 +431,8 @@ class FakeNomad:
     def _route(self, method: str, path: str) -> Route | None:
         get, write = {"GET"}, {"PUT", "POST"}
         t = self._table
+        if path.startswith(("/v1/acl/policy/", "/v1/namespace/")):
+            return fake_nomad_acl.route(self, method, path)  # ACL policies and namespaces
         if path == "/v1/jobs":
             return (self._list_jobs if method == "GET" else self._register), get | write, \
                 "list-jobs" if method == "GET" else "submit-job", t("jobs")
