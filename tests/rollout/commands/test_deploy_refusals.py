@@ -1,11 +1,13 @@
 """A Nomad that refuses a job `rollout deploy` would register (its validation text, an ACL denial, a bad request)
 ends the deploy with Nomad's own words and nothing written: no release state, no pull credentials, no job. A job
-Nomad accepts but cannot place now (no node with the GPUs it asks for) is a warning, and the rollout starts."""
+Nomad accepts but cannot place now (no node with the GPUs it asks for) is a warning, and the rollout starts. While a
+controller service holds the leader lock, deploy records the rollout and leaves the registering to it."""
 
 from __future__ import annotations
 
 import pytest
 
+from rollout.controller.leader import NomadLease
 from tests.rollout.test_compose import CANARY, ENV, STABLE, World, cluster, delivery, deploy, fake, world
 from tests.support.fake_nomad import FakeNomad, multierror
 from tests.support.nomad_world import SERVICE, client
@@ -50,3 +52,15 @@ def test_a_job_no_node_can_place_now_is_a_warning_and_the_rollout_starts(
     assert "warning: Nomad accepts job alpha-web but cannot place group(s)" in err
     assert status["candidate"]["version"] == "1.0.0"
     assert client(cluster.address).job("alpha-web").value is not None
+
+
+def test_with_a_live_controller_deploy_records_the_rollout_and_leaves_registering_to_it(
+        cluster: FakeNomad, world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    digest = world.push("1.0.0")
+    assert delivery(capsys, "promote", "alpha", "1.0.0", "--to", ENV)[0] == 0
+    assert NomadLease(client(cluster.address), identity="replica-1").acquire()
+    code, status, err = deploy(capsys, world, "--channel", "candidate", "--json")
+    assert code == 0, err
+    assert status["phase"] == "Progressing" and status["candidate"]["digest"] == digest
+    assert "controller service (replica-1)" in err
+    assert [client(cluster.address).job(job).value for job in (STABLE, CANARY)] == [None, None]
