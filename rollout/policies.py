@@ -122,7 +122,14 @@ def readme(scope: Scope) -> str:
                         f"nomad/{p}.policy.json" for p in PRINCIPALS)
     return f"""# Biomarker delivery: cluster policies
 
-Apply (with a management token):
+Apply them with a management token in `NOMAD_TOKEN`:
+
+    rollout policies apply --namespace {ns} --dry-run   # what would change
+    rollout policies apply --namespace {ns}
+
+It reads every policy first, writes only what differs (a re-run writes nothing), creates the namespace if missing,
+and if Nomad refuses a policy it puts back what it had changed, so the cluster never holds half the set. By hand
+instead (no rollback), the same with the `nomad` CLI:
 
     nomad namespace apply -description 'biomarker delivery' {ns}
 {applies}

@@ -151,3 +151,9 @@ def test_without_a_nomad_address_it_says_so(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("DELIVERY_HOME", str(tmp_path / "home"))
     assert main(["policies", "apply"]) == 1
     assert "needs a Nomad cluster" in capsys.readouterr().err
+
+
+def test_the_rendered_readme_applies_with_this_command(tmp_path: Path) -> None:
+    assert main(["policies", "render", "--out", str(tmp_path), "--namespace", "clinic"]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "rollout policies apply --namespace clinic" in readme and "puts back what it had changed" in readme
