@@ -18,6 +18,7 @@ from rollout import deploy_source, freeze, preflight
 from rollout.commands.controller import lease_for
 from rollout.compose import Composition, compose
 from rollout.controller import operations
+from rollout.controller.leader import LeaderLockError
 from rollout.controller.loop import Controller, load_status
 from rollout.controller.model import RolloutStatus
 from rollout.controller.service import follow_status
@@ -126,7 +127,12 @@ def _warn(text: str) -> None:
 
 def _service_holder(c: Composition) -> str | None:
     """The controller service holding a live leader lock (it acts, not this command); None when none runs."""
-    return lease_for(c).current_holder()
+    try:
+        return lease_for(c).current_holder()
+    except LeaderLockError as e:
+        raise LeaderLockError(e.message, hint="Nothing was written. This command reads the lock to learn whether a "
+                              "controller service acts; the token needs variables read on delivery/controller/* "
+                              "(the release-manager policy, `rollout policies`).") from e
 
 
 def _act(args: argparse.Namespace, controller: Controller, status: RolloutStatus, holder: str | None) -> int:
