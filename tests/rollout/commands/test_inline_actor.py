@@ -15,7 +15,7 @@ from delivery.release.state import ReleaseStore, SqliteReleaseStore
 from rollout.cli import main
 from rollout.controller import operations
 from rollout.controller.gates import InMemoryExecutionStats
-from rollout.controller.leader import FileLease, NomadLease
+from rollout.controller.leader import LOCK_PATH, FileLease, NomadLease
 from rollout.controller.loop import Controller
 from rollout.nomad_state import NomadReleaseStore
 from rollout.scheduler import LocalScheduler, Scheduler
@@ -107,3 +107,15 @@ def test_embedded_a_controller_on_this_machine_acts_and_none_means_the_command_d
     code, _, err = resume(capsys)
     assert code == 0 and "controller service" not in err
     assert scheduler.job(JOB).value is not None
+
+
+def test_a_lock_the_token_cannot_read_stops_the_command_before_it_writes(
+        fake: FakeNomad, capsys: pytest.CaptureFixture[str]) -> None:
+    store = NomadReleaseStore(client(fake.address))
+    paused_rollout(store, client(fake.address))
+    before = store.read(ENV, "alpha")
+    fake.inject("GET", f"^/v1/var/{LOCK_PATH}$", status=403, text="Permission denied", times=10)
+    code = main(["resume", "alpha", "--nomad-addr", fake.address])
+    err = capsys.readouterr().err
+    assert code == 1 and LOCK_PATH in err and "Permission denied" in err and "Nothing was written" in err
+    assert store.read(ENV, "alpha") == before and client(fake.address).job(JOB).value is None
