@@ -157,3 +157,12 @@ def test_the_rendered_readme_applies_with_this_command(tmp_path: Path) -> None:
     assert main(["policies", "render", "--out", str(tmp_path), "--namespace", "clinic"]) == 0
     readme = (tmp_path / "README.md").read_text()
     assert "rollout policies apply --namespace clinic" in readme and "puts back what it had changed" in readme
+
+
+def test_a_rollback_nomad_also_refuses_is_named_not_hidden(
+        fake: FakeNomad, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.inject("POST", f"^/v1/acl/policy/{NAMES[1]}$", status=400, text="policy 0 invalid: refused")
+    fake.inject("DELETE", f"^/v1/acl/policy/{NAMES[0]}$", status=500, text="rpc error: no leader", times=10)
+    assert apply(fake) == 1
+    err = capsys.readouterr().err
+    assert f"Could NOT restore: {NAMES[0]}" in err and "no leader" in err and "apply` again" in err
