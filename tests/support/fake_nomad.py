@@ -815,6 +815,7 @@ class FakeNomad:
         stopped = copy.deepcopy(job)
         stopped["Stop"] = True
         out = self._upsert(stopped, job, triggered_by="job-deregister")
+        out.pop("Warnings", None)  # JobDeregisterResponse has none (nomad-api.md §1.7)
         return {**out, "VolumeEvalID": "", "VolumeEvalIndex": 0}
 
     def _dispatch_job(self, job_id: str, query: dict[str, str], body: Json) -> Json:
@@ -964,7 +965,7 @@ class FakeNomad:
         alloc = self.state.allocs.get(alloc_id)
         if alloc is None:
             raise HTTPError(404, "alloc not found")
-        full = copy.deepcopy(alloc)
+        full = {k: v for k, v in copy.deepcopy(alloc).items() if k not in ("JobType", "JobVersion")}  # stub-only
         full["Job"] = copy.deepcopy(self._version_or_current(alloc))
         return full, alloc["ModifyIndex"]
 

@@ -391,12 +391,7 @@ def _one_duration(where: str, value: Any) -> list[str]:
 _JOB_WRITES = re.compile(r"^/v1/(jobs|job/.+/plan|job/(?!.*/(?:dispatch|revert|stable|evaluate|scale)$).+)$")
 # Where tests/support/fake_nomad.py still answers differently from Nomad (nomad-api.md cited); tolerated so the
 # suite stays green while its owner fixes the fake. Remove each entry once the fake answers like Nomad.
-FAKE_DRIFT: tuple[tuple[str, str], ...] = (
-    # §1.7: the deregister answer has no `Warnings`.
-    (r"^DELETE /v1/job/", "('Warnings' was unexpected)"),
-    # §4: `JobType`/`JobVersion` are stub-only; a full allocation has `Job`.
-    (r"^GET /v1/allocation/", "('JobType', 'JobVersion' were unexpected)"),
-)
+FAKE_DRIFT: tuple[tuple[str, str], ...] = ()
 
 
 def exchange_problems(method: str, path: str, body: bytes, status: int, payload: Any) -> list[str]:
