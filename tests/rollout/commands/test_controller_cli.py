@@ -167,6 +167,13 @@ def until(what: Callable[[], bool], seconds: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def released(fake: FakeNomad) -> bool:
     lock = client(fake.address).variable(LOCK_PATH).value
     return lock is not None and lock.get("holder") == ""
@@ -202,6 +209,8 @@ def test_serve_with_controller_advances_rollouts_beside_the_api(fake: FakeNomad,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         until(lambda: phase(store, "alpha") == "Succeeded" or server.poll() is not None)
+        # The controller starts before uvicorn listens: on a loaded machine the rollout can finish first.
+        until(lambda: server.poll() is not None or answers(f"http://127.0.0.1:{port}/healthz"))
         api = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     finally:
         server.terminate()
