@@ -3,8 +3,8 @@
 Nomad simulation runs every allocation as a container on the local Docker engine (tests/support/nomad_docker.py) while
 `rollout controller` replicas (separate processes, one elected leader) advance the rollouts.
 
-Service: tinyweb 1.0.0 passes its HTTP check and becomes stable; 2.0.0's canary fails its check, Nomad auto-reverts
-and the rollout ends RolledBack, even though its leading controller is killed (SIGKILL, lock not released) while the
+Service: tinyweb 1.0.0 passes its HTTP check and becomes stable; 1.1.0's canary passes its check and the controller
+promotes it; 2.0.0's canary fails its check, Nomad auto-reverts to 1.1.0 and the rollout ends RolledBack, even though its leading controller is killed (SIGKILL, lock not released) while the
 canary runs and the other replica takes over. Batch: tinybatch 2.0.0's canary receives its share of the studies
 `rollout submit` dispatches, two concurrent executions each read only their own study and write only their own output,
 the gates promote 2.0.0, provenance names the simulated node, and `rollout recall` lists what 2.0.0 produced.
@@ -199,6 +199,9 @@ def build_all(w: World, busybox: Path) -> None:
                          "COPY www /www\n")
     for repo in (batch, web):
         ci_run(w, repo, "1.0.0")
+    (web / "www" / "index.html").write_text("tinyweb 1.1.0\n", encoding="utf-8")  # a healthy change
+    commit(web, "1.1.0")
+    ci_run(w, web, "1.1.0")
     (batch / "app" / "NOTES").write_text("2.0.0: same numbers, new build\n", encoding="utf-8")
     commit(batch, "2.0.0")
     (web / "www" / "healthz").unlink()  # 2.0.0 forgot its health endpoint: its check answers 404
@@ -351,6 +354,17 @@ def service_path(w: World, replicas: list[Replica]) -> None:
     assert stable and all(health_answers(w, a["ID"]) == 200 for a in stable)
     assert all(a["DeploymentStatus"]["Healthy"] for a in stable)
 
+    release(w, "tinyweb", "1.1.0")  # a healthy canary: its http check passes, the controller promotes it
+    until(lambda: w.phase("tinyweb") == "Succeeded" and w.status("tinyweb").candidate.version == "1.1.0", 90,
+          "the 1.1.0 canary is promoted")
+    canary_deployment = w.nomad(f"/v1/job/{job}/deployment")
+    assert canary_deployment["Status"] == "successful" and canary_deployment["JobVersion"] == 1
+    group = canary_deployment["TaskGroups"]["web"]
+    assert (group["DesiredCanaries"], group["Promoted"]) == (1, True)
+    assert job_image(w, job) == image_of(w, "tinyweb", "1.1.0")
+    until(lambda: bool(running_allocs(w, job)) and all(health_answers(w, a["ID"]) == 200
+                                                       for a in running_allocs(w, job)), 60, "1.1.0 serves")
+
     release(w, "tinyweb", "2.0.0")
     until(lambda: any(a["DeploymentStatus"] and a["DeploymentStatus"].get("Canary") for a in running_allocs(w, job)),
           60, "the 2.0.0 canary runs")
@@ -365,15 +379,15 @@ def service_path(w: World, replicas: list[Replica]) -> None:
           "the failing canary ends")
     code, status, err = rollout(w, "status", "tinyweb", "--json")
     assert code == 1 and status["phase"] == "RolledBack", (status, err)  # exit 1: rolled back
-    assert job_image(w, job) == image_of(w, "tinyweb", "1.0.0")  # Nomad's auto-revert: back on 1.0.0's spec
+    assert job_image(w, job) == image_of(w, "tinyweb", "1.1.0")  # Nomad's auto-revert: back on 1.1.0's spec
     deployments = w.nomad(f"/v1/job/{job}/deployments")
     assert any(d["Status"] == "failed" and "rolling back to job version" in d["StatusDescription"]
                for d in deployments)
     until(lambda: bool(running_allocs(w, job)) and all(health_answers(w, a["ID"]) == 200
-                                                       for a in running_allocs(w, job)), 60, "1.0.0 serves again")
+                                                       for a in running_allocs(w, job)), 60, "1.1.0 serves again")
     versions = sorted(w.nomad(f"/v1/job/{job}/versions")["Versions"], key=lambda v: v["Version"])
     assert [v["TaskGroups"][0]["Tasks"][0]["Config"]["image"] for v in versions] == [
-        image_of(w, "tinyweb", v) for v in ("1.0.0", "2.0.0", "1.0.0")]  # nothing registered twice by a replica
+        image_of(w, "tinyweb", v) for v in ("1.0.0", "1.1.0", "2.0.0", "1.1.0")]  # nothing registered twice
 
 
 # ---------------------------------------------------------------- the batch track
