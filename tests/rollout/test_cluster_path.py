@@ -4,8 +4,9 @@ Nomad simulation runs every allocation as a container on the local Docker engine
 `rollout controller` replicas (separate processes, one elected leader) advance the rollouts.
 
 Service: tinyweb 1.0.0 passes its HTTP check and becomes stable; 1.1.0's canary passes its check and the controller
-promotes it; 2.0.0's canary fails its check, Nomad auto-reverts to 1.1.0 and the rollout ends RolledBack, even though its leading controller is killed (SIGKILL, lock not released) while the
-canary runs and the other replica takes over. Batch: tinybatch 2.0.0's canary receives its share of the studies
+promotes it; 2.0.0's canary fails its check, Nomad auto-reverts to 1.1.0 and the rollout ends RolledBack, even
+though its leading controller is killed (SIGKILL, lock not released) while the canary runs and the other replica
+takes over. Batch: tinybatch 2.0.0's canary receives its share of the studies
 `rollout submit` dispatches, two concurrent executions each read only their own study and write only their own output,
 the gates promote 2.0.0, provenance names the simulated node, and `rollout recall` lists what 2.0.0 produced.
 """
