@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from delivery import __version__, contract
-from delivery.audit import AuditLog, current_actor
+from delivery.audit import AuditEvent, AuditLog, current_actor
 from delivery.ci import junit, scanpolicy
 from delivery.ci.context import CiContext
 from delivery.ci.record import RunRecord, StageResult, Status
@@ -56,7 +56,9 @@ class Options:
     base_image: str | None = None
     ca_bundle: bytes = b""
     network: str = "host"
-    allow_no_gpu: bool = False
+    allow_no_gpu: bool = False  # --allow-no-gpu: a GPU test that cannot run is skipped (release builds: with a reason)
+    gpu: str = "require"  # `ci run --gpu`: require (no runtime fails), auto (branch builds skip), skip (not run)
+    gpu_reason: str = ""  # --reason: why a release build may go without its GPU test (audited, attested)
     severity: str | None = None  # flag or DELIVERY_SCAN_SEVERITY; None: the manifest's `scan`, else HIGH
     ignore_file: Path | None = None
     require_vuln_db: bool | None = None
@@ -167,15 +169,17 @@ def _run_tests(env: StageEnv, options: Options, *, gpu: bool) -> Outcome:
     command = spec.gpu_command if gpu else spec.command
     if command is None:
         return Outcome("skipped", "the manifest has no test.gpu_command")
+    if gpu and options.gpu == "skip":
+        return _without_gpu(env, options, "--gpu skip")
     reports = env.record.work_dir / f"reports-{name}"
     reports.mkdir(parents=True, exist_ok=True)
     reports.chmod(0o777)  # the image's (non-root) user writes its reports here
     try:
         outcome = env.docker.run_job(confined_container(env, _built_image(env)["id"], tuple(command), reports, gpu=gpu))
     except NoGpuRuntime as e:
-        if options.allow_no_gpu:
-            return Outcome("skipped", f"no GPU runtime on this agent (--allow-no-gpu): {e.message}")
-        raise StageFailed(e.message, hint=e.hint) from e
+        if not (options.allow_no_gpu or options.gpu == "auto"):
+            raise StageFailed(e.message, hint=e.hint) from e
+        return _without_gpu(env, options, f"no GPU runtime on this agent: {e.message}")
     path = junit.write(env.record.work_dir / f"junit-{name}.xml", reports, name, command, outcome)
     details = {"junit": str(path), "exit_code": outcome.exit_code, "timed_out": outcome.timed_out}
     if outcome.exit_code != 0:
@@ -183,6 +187,26 @@ def _run_tests(env: StageEnv, options: Options, *, gpu: bool) -> Outcome:
         raise StageFailed(f"{name}: the test command {why}", hint="last output:\n" + "\n".join(outcome.log_tail),
                           details=details)
     return Outcome("passed", f"tests passed ({path.name})", details, outcome.log_tail[-3:])
+
+
+def _without_gpu(env: StageEnv, options: Options, why: str) -> Outcome:
+    """A GPU test that did not run fails closed on release builds unless a reason overrides it (audited, attested);
+    a branch build only says so."""
+    release = scanpolicy.is_release(env.context)
+    explicit = options.allow_no_gpu or options.gpu == "skip"
+    if release and not (explicit and options.gpu_reason):
+        raise StageFailed(f"release build: the GPU test did not run ({why})",
+                          hint="Run it on a GPU agent, or accept this build without it: --allow-no-gpu (or --gpu "
+                               "skip) --reason TEXT (audited, recorded in the attestation).")
+    if not release:
+        return Outcome("skipped", f"GPU test NOT run ({why})")
+    override = {"reason": options.gpu_reason, "actor": current_actor()}
+    AuditLog(default_database_url()).append(AuditEvent(
+        "allow-no-gpu", f"{env.manifest.name}@{env.context.version}", override["reason"], override["actor"],
+        details={"biomarker": env.manifest.name, "command": "ci gpu-test", "commit": env.context.commit,
+                 "ref": env.context.ref, "why": why}))
+    return Outcome("skipped", f"GPU test NOT run ({why}); ALLOWED by {override['actor']}: {override['reason']}",
+                   {"override": override})
 
 
 def test_limits(manifest: Biomarker) -> tuple[int, int]:
@@ -347,7 +371,9 @@ def provenance_statement(env: StageEnv, pushed: dict[str, Any]) -> dict[str, Any
     results = {r.name: r for r in env.record.stages()}
     byproducts = [{"name": n, "mediaType": "application/vnd.biomarker-delivery.stage-result+json",
                    "annotations": {"status": results[n].status if n in results else "not run",
-                                   "summary": results[n].summary if n in results else ""}}
+                                   "summary": results[n].summary if n in results else "",
+                                   **({"override": results[n].details["override"]}
+                                      if n in results and "override" in results[n].details else {})}}
                   for n in ("test", "gpu-test", "scan")]
     source = {"uri": ctx.source_url, "digest": {"gitCommit": ctx.commit}, "ref": ctx.ref}
     build_params = {"version": ctx.version, "dockerfile": spec.dockerfile, "context": spec.context,

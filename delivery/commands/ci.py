@@ -80,12 +80,15 @@ def _stage_flags(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--network", default="host", help="network of RUN steps (default: host)")
     if name in ("test", "run"):
         parser.add_argument("--allow-no-gpu", action="store_true",
-                            help="skip (instead of fail) the GPU test when the engine has no GPU runtime")
+                            help="skip (instead of fail) the GPU test when the engine has no GPU runtime; release "
+                                 "builds also need --reason (audited, recorded in the attestation)")
     if name == "test":
         parser.add_argument("--gpu", action="store_true", help="run test.gpu_command with an NVIDIA device request")
     if name == "run":
         parser.add_argument("--gpu", choices=("auto", "require", "skip"), default="auto",
-                            help="GPU test: auto = run it, skip when no GPU runtime (default); require; skip")
+                            help="GPU test: auto = run it; without a GPU runtime a branch build skips it and a "
+                                 "release build fails unless --allow-no-gpu --reason (default); require; skip "
+                                 "(release builds: with --reason)")
     if name in ("scan", "run"):
         parser.add_argument("--severity", choices=SEVERITIES, default=os.environ.get("DELIVERY_SCAN_SEVERITY"),
                             help="findings at or above this severity close the gate (default: "
@@ -103,7 +106,10 @@ def _stage_flags(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--allow-unscanned", action="store_true",
                             help="let this build pass although vulnerabilities were not (freshly) scanned; needs "
                                  "--reason, is audited and recorded in the attestation")
-        parser.add_argument("--reason", default="", metavar="TEXT", help="why (required with --allow-unscanned)")
+    if name in ("scan", "test", "run"):
+        parser.add_argument("--reason", default="", metavar="TEXT",
+                            help="why this build may pass without a check (required with --allow-unscanned, and "
+                                 "on release builds with --allow-no-gpu or --gpu skip); audited and attested")
     if name in ("attest", "run"):
         parser.add_argument("--key", type=Path, default=os.environ.get("DELIVERY_SIGNING_KEY"),
                             help="ed25519 signing key (default: $DELIVERY_SIGNING_KEY, else $DELIVERY_HOME/keys/)")
@@ -124,11 +130,19 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(
         base_image=getattr(args, "base_image", None), ca_bundle=Path(ca).read_bytes() if ca else host_ca_bundle(),
         network=getattr(args, "network", "host"), allow_no_gpu=getattr(args, "allow_no_gpu", False),
+        gpu=_gpu_mode(args),
+        gpu_reason=getattr(args, "reason", "").strip(),
         severity=getattr(args, "severity", None), ignore_file=getattr(args, "ignore_file", None),
         require_vuln_db=getattr(args, "require_vuln_db", None), max_db_age=age, allow_unscanned=allow,
         unscanned_reason=reason,
         signing_key=Path(key) if key else state_home() / "keys" / "signing.key",
     )
+
+
+def _gpu_mode(args: argparse.Namespace) -> str:
+    """`ci run --gpu auto|require|skip`; `ci test --gpu` (a switch) always requires its GPU unless --allow-no-gpu."""
+    mode = getattr(args, "gpu", None)
+    return mode if isinstance(mode, str) else "require"
 
 
 def _scan_flags(args: argparse.Namespace) -> tuple[bool, str, str | None]:
@@ -184,8 +198,7 @@ def _run(args: argparse.Namespace) -> int:
     if options.signing_key and not options.signing_key.exists() and args.key is None:
         generate_keys(options.signing_key.parent)  # the embedded default signs with its own key
     env = _env(args, fresh=True)
-    stages = [s for s in RUN_ORDER if not (s == "gpu-test" and args.gpu == "skip")]
-    options = dataclasses.replace(options, allow_no_gpu=args.gpu == "auto" or args.allow_no_gpu)
+    stages = list(RUN_ORDER)
     console = Console(stderr=True)
     console.print(f"[bold]delivery ci run[/] {env.manifest.name} @ {env.context.commit[:12]} ({env.context.ref})")
     results, failure = _run_stages(env, options, stages, console)

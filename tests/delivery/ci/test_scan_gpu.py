@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from delivery.audit import AuditLog
 from delivery.ci import context as ci_context
 from delivery.ci.record import RunRecord
 from delivery.ci.stages import StageEnv, confined_container
@@ -16,6 +17,8 @@ from delivery.docker import DockerClient, create_kwargs
 from delivery.errors import ConfigError
 from delivery.localenv import RegistryHandle
 from delivery.manifest import load_manifest
+from delivery.paths import default_database_url
+from delivery.provenance import verify_image
 from delivery.trivy import find_binary
 from tests.support.ci_repo import make_repo
 from tests.support.real import missing
@@ -102,3 +105,59 @@ def test_gpu_test_fails_naming_the_missing_runtime_unless_allowed(
     assert "no GPU runtime" in capsys.readouterr().err
     assert main(["ci", "test", str(repo), "--gpu", "--allow-no-gpu"]) == 0
     assert _record(repo)["stages"]["gpu-test"]["status"] == "skipped"
+
+
+GPU_COMMAND = '["sh", "-c", "echo on-gpu"]'
+
+
+def test_a_release_builds_gpu_test_that_cannot_run_fails_closed_unless_a_reason_overrides_it(
+    ci_env: RegistryHandle, docker_client: DockerClient, busybox: Path, tmp_path: Path, image_name: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo", busybox, image=image_name, gpu_command=GPU_COMMAND, tag="v1.0.0")
+    assert main(["ci", "build", str(repo), "--network", "none"]) == 0
+    if _engine_has_gpu_runtime(docker_client):  # a GPU agent: the GPU test really runs, nothing to override
+        assert main(["ci", "test", str(repo), "--gpu"]) == 0
+        return
+    capsys.readouterr()
+    assert main(["ci", "test", str(repo), "--gpu", "--allow-no-gpu"]) == 1  # a release build needs a reason
+    assert "release build: the GPU test did not run" in capsys.readouterr().err
+    monkeypatch.setenv("DELIVERY_ACTOR", "release-manager")
+    assert main(["ci", "test", str(repo), "--gpu", "--allow-no-gpu", "--reason", "INC-9: GPU agents down"]) == 0
+    stage = _record(repo)["stages"]["gpu-test"]
+    assert stage["status"] == "skipped" and "ALLOWED by release-manager: INC-9: GPU agents down" in stage["summary"]
+    assert stage["details"]["override"] == {"reason": "INC-9: GPU agents down", "actor": "release-manager"}
+    (event,) = AuditLog(default_database_url()).events(action="allow-no-gpu")
+    assert (event.subject, event.reason, event.actor) == (
+        f"{load_manifest(repo / 'biomarker.yaml').name}@1.0.0", "INC-9: GPU agents down", "release-manager")
+
+
+def test_ci_run_on_a_release_tag_fails_at_a_skipped_gpu_test_and_attests_the_override(
+    ci_env: RegistryHandle, docker_client: DockerClient, busybox: Path, tmp_path: Path, image_name: str,
+    keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path / "repo", busybox, image=image_name, gpu_command=GPU_COMMAND, tag="v1.0.0")
+    run = ["ci", "run", str(repo), "--network", "none", "--key", str(keys[0]), "--gpu", "skip", "--json",
+           "--severity", "CRITICAL"]  # busybox runs as root (a HIGH misconfiguration); not what this test is about
+    assert main(run) == 1
+    assert "release build: the GPU test did not run (--gpu skip)" in capsys.readouterr().err
+    assert main([*run, "--allow-unscanned", "--reason", "offline test agent: no DB, no GPU"]) == 0
+    digest = json.loads(capsys.readouterr().out)["push"]["digest"]
+    verified = verify_image(registry_settings().client(), image_name, digest, keys[1])
+    (gpu,) = [b for b in verified.statement["predicate"]["runDetails"]["byproducts"] if b["name"] == "gpu-test"]
+    assert verified.gpu_test == "skipped"
+    assert gpu["annotations"]["override"]["reason"] == "offline test agent: no DB, no GPU"
+
+
+def test_a_branch_build_without_a_gpu_runtime_skips_its_gpu_test_and_says_so(
+    ci_env: RegistryHandle, docker_client: DockerClient, busybox: Path, tmp_path: Path, image_name: str,
+    keys: tuple[Path, Path]
+) -> None:
+    repo = make_repo(tmp_path / "repo", busybox, image=image_name, gpu_command=GPU_COMMAND)
+    assert main(["ci", "run", str(repo), "--network", "none", "--key", str(keys[0]), "--no-require-vuln-db",
+                 "--severity", "CRITICAL"]) == 0
+    stage = _record(repo)["stages"]["gpu-test"]
+    if _engine_has_gpu_runtime(docker_client):
+        assert stage["status"] == "passed"
+    else:
+        assert stage["status"] == "skipped" and stage["summary"].startswith("GPU test NOT run (no GPU runtime")
