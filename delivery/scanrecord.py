@@ -13,7 +13,6 @@ ScanStatus = Literal["scanned", "unscanned", "stale"]
 SCANNED: ScanStatus = "scanned"
 UNSCANNED: ScanStatus = "unscanned"
 STALE: ScanStatus = "stale"
-DEFAULT_MAX_DB_AGE = timedelta(days=7)
 NOT_RECORDED = "the attestation records no vulnerability scan"
 
 

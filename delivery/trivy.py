@@ -64,14 +64,9 @@ def find_binary() -> Path:
 class Trivy:
     """Runs trivy with machine-readable output and a findings exit code other than 1."""
 
-    def __init__(self, cache_dir: Path, binary: Path | None = None, db_repository: str | None = None) -> None:
+    def __init__(self, cache_dir: Path, binary: Path | None = None) -> None:
         self.binary = binary or find_binary()
         self.cache_dir = cache_dir
-        self.db_repository = db_repository  # HOST/REPO of a mirrored DB (`delivery scanner db mirror`)
-
-    def has_vulnerability_db(self) -> bool:
-        """Whether a vulnerability DB was seeded into the cache (trivy cannot download one offline)."""
-        return (self.cache_dir / "db" / "trivy.db").exists()
 
     def version(self) -> str:
         """`trivy --version`'s version number."""
@@ -87,7 +82,6 @@ class Trivy:
         scanners = "vuln,secret" if vulnerabilities else "secret"
         # The DB is imported or pulled beforehand (`delivery scanner db`); trivy itself never downloads one.
         extra = ["--skip-db-update"] if vulnerabilities else []
-        extra += ["--db-repository", self.db_repository] if vulnerabilities and self.db_repository else []
         self._run(["image", "--input", str(image_tar), "--scanners", scanners, *IMAGE_FLAGS, *extra,
                    *self._json(report)])
         return parse_report(json.loads(report.read_text(encoding="utf-8")))

@@ -34,6 +34,11 @@ class CiContext:
     invocation_id: str
 
     @property
+    def is_release(self) -> bool:
+        """A semver release-tag build: checks that could not run block it unless overridden with a reason."""
+        return RELEASE_TAG.match(self.tag or "") is not None
+
+    @property
     def version(self) -> str:
         """`X.Y.Z` on a release tag, else a semver pre-release naming the commit."""
         match = RELEASE_TAG.match(self.tag or "")

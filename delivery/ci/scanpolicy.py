@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from delivery.audit import AuditEvent, AuditLog
-from delivery.ci.context import RELEASE_TAG, CiContext
+from delivery.ci.context import CiContext
 from delivery.errors import ConfigError, DeliveryError
 from delivery.registry import RegistryClient
 from delivery.scannerdb import installed_metadata, pull_archive
@@ -92,11 +92,6 @@ def gate(findings: list[Finding], ignores: list[Ignore], severity: str | Sequenc
     ignored = tuple((f, active[f.id]) for f in gated if f.id in active)
     label = severity if isinstance(severity, str) else ",".join(blocks)
     return GateResult(not blocking, label, blocking, ignored, len(findings) - len(gated), expired)
-
-
-def is_release(context: CiContext) -> bool:
-    """A semver release-tag build: its scan must have run unless overridden."""
-    return RELEASE_TAG.match(context.tag or "") is not None
 
 
 def db_record(cache: Path, max_age: dt.timedelta, now: dt.datetime) -> tuple[ScanRecord, DbMetadata | None]:

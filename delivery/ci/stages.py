@@ -58,14 +58,13 @@ class Options:
     network: str = "host"
     allow_no_gpu: bool = False  # --allow-no-gpu: a GPU test that cannot run is skipped (release builds: with a reason)
     gpu: str = "require"  # `ci run --gpu`: require (no runtime fails), auto (branch builds skip), skip (not run)
-    gpu_reason: str = ""  # --reason: why a release build may go without its GPU test (audited, attested)
     severity: str | None = None  # flag or DELIVERY_SCAN_SEVERITY; None: the manifest's `scan`, else HIGH
     ignore_file: Path | None = None
     require_vuln_db: bool | None = None
     signing_key: Path | None = None
     max_db_age: str | None = None  # flag or DELIVERY_SCAN_MAX_DB_AGE; None: the manifest's scan.max_db_age
-    allow_unscanned: bool = False  # with unscanned_reason: an unscanned build passes (audited, attested)
-    unscanned_reason: str = ""
+    allow_unscanned: bool = False  # with reason: an unscanned build passes (audited, attested)
+    reason: str = ""  # --reason: why this build may pass without a check that could not run (unscanned, no GPU)
 
 
 @dataclass(frozen=True)
@@ -192,15 +191,15 @@ def _run_tests(env: StageEnv, options: Options, *, gpu: bool) -> Outcome:
 def _without_gpu(env: StageEnv, options: Options, why: str) -> Outcome:
     """A GPU test that did not run fails closed on release builds unless a reason overrides it (audited, attested);
     a branch build only says so."""
-    release = scanpolicy.is_release(env.context)
+    release = env.context.is_release
     explicit = options.allow_no_gpu or options.gpu == "skip"
-    if release and not (explicit and options.gpu_reason):
+    if release and not (explicit and options.reason):
         raise StageFailed(f"release build: the GPU test did not run ({why})",
                           hint="Run it on a GPU agent, or accept this build without it: --allow-no-gpu (or --gpu "
                                "skip) --reason TEXT (audited, recorded in the attestation).")
     if not release:
         return Outcome("skipped", f"GPU test NOT run ({why})")
-    override = {"reason": options.gpu_reason, "actor": current_actor()}
+    override = {"reason": options.reason, "actor": current_actor()}
     AuditLog(default_database_url()).append(AuditEvent(
         "allow-no-gpu", f"{env.manifest.name}@{env.context.version}", override["reason"], override["actor"],
         details={"biomarker": env.manifest.name, "command": "ci gpu-test", "commit": env.context.commit,
@@ -250,7 +249,7 @@ def scan(env: StageEnv, options: Options) -> Outcome:
     repository = os.environ.get(REPOSITORY_ENV)
     mirror = (lambda: env.registry().client(), repository) if repository else None
     record, db = scanpolicy.prepare_db(trivy_cache_dir(), policy.max_db_age, mirror, now)
-    trivy = Trivy(trivy_cache_dir(), db_repository=f"{env.registry().host}/{repository}" if repository else None)
+    trivy = Trivy(trivy_cache_dir())
     tar = work / "image.tar"
     env.docker.save(_built_image(env)["tag"], tar)
     try:
@@ -259,7 +258,7 @@ def scan(env: StageEnv, options: Options) -> Outcome:
         components = trivy.sbom(tar, work / "sbom.cdx.json")
     finally:
         tar.unlink(missing_ok=True)
-    override = Override(options.unscanned_reason, current_actor()) if options.allow_unscanned else None
+    override = Override(options.reason, current_actor()) if options.allow_unscanned else None
     record = record.with_override(override)
     env.record.put("scan", record.as_json())
     result = gate(findings, load_ignores(policy.ignore_file), policy.severity, now.date())
@@ -278,7 +277,7 @@ def scan(env: StageEnv, options: Options) -> Outcome:
         raise StageFailed(f"scan gate closed: {len(result.blocking)} finding(s) at {result.described}",
                           hint="\n".join(lines) + f"\nFix them, or accept one in {policy.ignore_file.name} with a "
                                                   "reason and an expiry.", details=details)
-    problem = scanpolicy.unscanned_problem(record, release=scanpolicy.is_release(env.context),
+    problem = scanpolicy.unscanned_problem(record, release=env.context.is_release,
                                            require=policy.require_vuln_db)
     if problem:
         raise StageFailed(problem, hint="\n".join(lines) + "\n" + scanpolicy.UNSCANNED_HINT, details=details)

@@ -131,10 +131,9 @@ def _options(args: argparse.Namespace) -> Options:
         base_image=getattr(args, "base_image", None), ca_bundle=Path(ca).read_bytes() if ca else host_ca_bundle(),
         network=getattr(args, "network", "host"), allow_no_gpu=getattr(args, "allow_no_gpu", False),
         gpu=_gpu_mode(args),
-        gpu_reason=getattr(args, "reason", "").strip(),
         severity=getattr(args, "severity", None), ignore_file=getattr(args, "ignore_file", None),
         require_vuln_db=getattr(args, "require_vuln_db", None), max_db_age=age, allow_unscanned=allow,
-        unscanned_reason=reason,
+        reason=reason,
         signing_key=Path(key) if key else state_home() / "keys" / "signing.key",
     )
 
