@@ -20,10 +20,8 @@ from typing import cast
 
 from delivery import plugins
 from delivery.audit import AuditLog
-from delivery.config import registry_settings
 from delivery.errors import ConfigError
 from delivery.paths import cluster_database_error, default_database_url, state_home
-from delivery.registry import RegistryClient
 from delivery.release.state import ReleaseStore, SqliteReleaseStore
 
 STORE_GROUP = "delivery.release_store"
@@ -130,6 +128,3 @@ def audit_log(config: Config) -> AuditLog:
     return AuditLog(config.ledger_url())
 
 
-def registry_client(args: argparse.Namespace | None = None) -> RegistryClient:
-    """The configured registry (`--registry`, `DELIVERY_REGISTRY`, else `delivery local up`'s) with its credentials."""
-    return registry_settings(args).client()

@@ -83,7 +83,11 @@ class Composition:
         return Ledger(self.config.ledger_url())
 
     def audit(self) -> AuditLog:
-        """The audit log, in the ledger's database."""
+        """The audit log, in the ledger's database (one engine per composition, however many controllers)."""
+        return self._audit
+
+    @cached_property
+    def _audit(self) -> AuditLog:
         return root.audit_log(self.config)
 
     def stats(self) -> LedgerExecutionStats:
@@ -151,7 +155,7 @@ class Composition:
 
     def rollouts(self) -> list[tuple[str, str]]:
         """Every (environment, biomarker) whose release state holds a rollout, in every environment."""
-        return [(env, name) for env in self.store.environments() for name in self.store.biomarkers(env)
+        return [(env, name) for env, name in self.store.pairs()
                 if self.store.read(env, name).state.rollout is not None]
 
     def shadow_root(self, beside: Path | None = None) -> Path:

@@ -62,7 +62,8 @@ class NomadReleaseStore:
         prefix = f"{self.prefix}/{environment}/"
         return sorted(p[len(prefix):] for p in self.client.variable_paths(prefix))
 
-    def environments(self) -> list[str]:
-        """Environments with any release state (the first segment under the prefix)."""
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (environment, biomarker) with release state, from one listing of the prefix."""
         prefix = f"{self.prefix}/"
-        return sorted({p[len(prefix):].split("/", 1)[0] for p in self.client.variable_paths(prefix)})
+        split = (p[len(prefix):].split("/") for p in self.client.variable_paths(prefix))
+        return sorted((parts[0], parts[1]) for parts in split if len(parts) == 2)

@@ -84,7 +84,7 @@ class ReleaseStore(Protocol):
 
     def biomarkers(self, environment: str) -> list[str]: ...
 
-    def environments(self) -> list[str]: ...
+    def pairs(self) -> list[tuple[str, str]]: ...
 
 
 class SqliteReleaseStore:
@@ -138,10 +138,11 @@ class SqliteReleaseStore:
             rows = db.execute("SELECT biomarker FROM release_state WHERE environment = ? ORDER BY 1", (environment,))
             return [str(r[0]) for r in rows]
 
-    def environments(self) -> list[str]:
-        """Environments with any release state."""
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (environment, biomarker) with release state, from one query."""
         with self._connect() as db:
-            return [str(r[0]) for r in db.execute("SELECT DISTINCT environment FROM release_state ORDER BY 1")]
+            rows = db.execute("SELECT environment, biomarker FROM release_state ORDER BY 1, 2")
+            return [(str(e), str(b)) for e, b in rows]
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -7,7 +7,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -17,7 +16,6 @@ from delivery.config import add_registry_flag
 from delivery.paths import state_home
 from rollout.compose import Composition, compose
 from rollout.controller.leader import MAX_SKEW_S, TTL_S, FileLease, Leadership, Lease, Log, NomadLease
-from rollout.controller.loop import Controller
 from rollout.controller.service import INTERVAL_S, ControllerService, json_log, release_state_watch
 from rollout.nomad import NomadClient
 
@@ -39,10 +37,6 @@ exit status: 0 stopped (or --once done), 1 the leader lock cannot be used, 2 usa
 """
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def lease_for(c: Composition, ttl: float = TTL_S) -> Lease:
     """The Nomad Variable lock in cluster mode, a file lock in the embedded default."""
     if c.nomad is None:
@@ -57,10 +51,8 @@ def build_service(args: argparse.Namespace, *, on_progress: Log | None = None) -
     ttl = getattr(args, "ttl", None) or TTL_S
     log = json_log(sys.stderr)
 
-    def controller_for(environment: str, biomarker: str) -> Controller:
-        return c.controller_for(environment, biomarker, clock=_now)
-
-    return ControllerService(rollouts=c.rollouts, controller_for=controller_for,
+    # One listing per pass: the service itself skips biomarkers without a rollout in progress.
+    return ControllerService(rollouts=c.store.pairs, controller_for=c.controller_for,
                              leadership=Leadership(lease_for(c, ttl), period=ttl / 3, log=log),
                              interval=getattr(args, "interval", None) or INTERVAL_S, on_progress=on_progress,
                              log=log, state_watch=release_state_watch(c.store))

@@ -13,7 +13,7 @@ from delivery.argtypes import bounded_float
 from delivery.commands import audit as audit_cli
 from delivery.errors import UsageError
 from delivery.manifest import Biomarker, load_manifest
-from delivery.release.state import ReleaseStore
+from delivery.release.connect import client_for
 from rollout import deploy_source, freeze, preflight
 from rollout.commands.controller import lease_for
 from rollout.compose import Composition, compose
@@ -26,7 +26,6 @@ from rollout.environment import default_environment
 from rollout.jobspec import Release
 from rollout.nomad import NomadClient
 from rollout.provenance import check_deploy_scan
-from rollout.scheduler import Scheduler
 
 VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$")  # what the API's freeze request accepts
 MAX_FREEZE_HOURS = 24 * 366 * 10
@@ -40,12 +39,6 @@ WATCH_NOTE = ("The controller service (`rollout controller`, or `rollout serve -
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _backend(args: argparse.Namespace) -> tuple[ReleaseStore, Scheduler]:
-    """`--nomad-addr`/NOMAD_ADDR → Nomad (Variables + jobs); else the embedded default (SQLite + local record)."""
-    c = compose(args)
-    return c.store, c.scheduler
 
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -150,7 +143,9 @@ def _version_lookup(args: argparse.Namespace, c: Composition) -> deploy_source.V
         from delivery.environments import load_environment
 
         env = load_environment(args.environment)
-        return deploy_source.registry_lookup(c.registry_client_for(env.registry), env)(biomarker, version)
+        # The environment's own credentials (credentials_env), as `delivery promote` reads that registry.
+        client = client_for(env.registry, env.credentials_env, args)
+        return deploy_source.registry_lookup(client, env)(biomarker, version)
     return lookup
 
 
@@ -166,13 +161,13 @@ def _publish_pull_credentials(client: NomadClient, c: Composition, biomarker: st
 
 
 def _status(args: argparse.Namespace) -> int:
-    store, _ = _backend(args)
+    store = compose(args).store
     return _report(load_status(store.read(args.environment, args.biomarker).state), args.json)
 
 
 def _watch(args: argparse.Namespace) -> int:
     """Show progress until the rollout ends or waits on a human; the controller service does the acting."""
-    store, _ = _backend(args)
+    store = compose(args).store
 
     def show(status: RolloutStatus | None) -> None:
         if status is not None:

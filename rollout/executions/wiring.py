@@ -10,7 +10,7 @@ from delivery import clikit
 from delivery.config import add_registry_flag
 from delivery.errors import ConfigError
 from delivery.paths import state_home
-from delivery.release.state import ReleaseState, ReleaseStore
+from delivery.release.state import ReleaseState
 from rollout.compose import Composition, RefusingVerifier, compose
 from rollout.environment import default_environment
 from rollout.executions.ledger import Ledger
@@ -19,7 +19,6 @@ from rollout.executions.model import ExecutionError, Resolved
 from rollout.executions.pins import RegistryPinResolver
 from rollout.executions.rollback import ControllerRollback
 from rollout.executions.submit import Submitter
-from rollout.scheduler import Scheduler
 
 
 def add_service_flags(parser: argparse.ArgumentParser, *, backend: bool = True) -> None:
@@ -46,11 +45,6 @@ def _default_backend() -> str:
 def ledger(args: argparse.Namespace | None = None) -> Ledger:
     """The configured ledger (DELIVERY_DATABASE_URL; the embedded SQLite file only without a cluster)."""
     return compose(args).ledger
-
-
-def release_store(args: argparse.Namespace | None = None) -> ReleaseStore:
-    """The configured release store (Nomad Variables in cluster mode)."""
-    return compose(args).store
 
 
 def submitter(args: argparse.Namespace) -> Submitter:
@@ -83,7 +77,3 @@ def controller_rollback(environments: list[str], args: argparse.Namespace | None
                               lambda env, name: c.controller_for(env, name, verifier=RefusingVerifier()))
 
 
-def rollout_backend(args: argparse.Namespace | None = None) -> tuple[ReleaseStore, Scheduler]:
-    """Release store and scheduler of the rollout controller."""
-    c = compose(args)
-    return c.store, c.scheduler

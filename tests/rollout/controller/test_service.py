@@ -77,7 +77,7 @@ def replica(fake: FakeNomad, name: str, *, interval: float = 0.3, ttl: float = T
                           verifier=Verifier(), stats=InMemoryExecutionStats(), clock=now)
 
     def rollouts() -> list[tuple[str, str]]:
-        return [(env, b) for env in rs.environments() for b in rs.biomarkers(env)]
+        return rs.pairs()
 
     r.service = ControllerService(rollouts=rollouts, controller_for=controller_for,
                                   leadership=Leadership(lease, period=ttl / 3, log=r.logs.append),
