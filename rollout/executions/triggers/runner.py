@@ -37,6 +37,7 @@ class TriggerRunner:
         self._watchers = [FolderWatcher(r) for r in rules.rules if isinstance(r, FolderRule)]
         self._keys: dict[str, Secret] = {}
         self._queue: queue.Queue[Job] = queue.Queue()
+        self._warned: dict[str, str] = {}
 
     # -- events -----------------------------------------------------------------------------------------------
 
@@ -45,7 +46,12 @@ class TriggerRunner:
         queued = 0
         for watcher in self._watchers:
             for entry in watcher.poll():
-                key = f"{entry.name}@{input_identity(entry)}"  # a changed study is a new event, a restart is not
+                try:
+                    identity = input_identity(entry)
+                except (DeliveryError, OSError) as e:  # one refused study (a link out, a FIFO) stops no other
+                    self._refused(watcher.rule.name, entry, e)
+                    continue
+                key = f"{entry.name}@{identity}"  # a changed study is a new event, a restart is not
                 request = _request(watcher.rule, entry, entry.name, key, None)
                 queued += self._receive(watcher.rule.name, key, request, {"path": str(entry)})
         return queued
@@ -60,6 +66,12 @@ class TriggerRunner:
         if not self._receive(rule.name, found.id, request, {"delivery": found.id}):
             raise WebhookRejected(409, f"delivery {found.id} was already received (replay?)")
         return 202, {"accepted": found.id, "execution_id_request": request.request_id}
+
+    def _refused(self, rule: str, entry: Path, error: DeliveryError | OSError) -> None:
+        reason = error.message if isinstance(error, DeliveryError) else str(error)
+        if self._warned.get(str(entry)) != reason:  # once per study and reason, not at every poll
+            self._warned[str(entry)] = reason
+            log.warning("trigger %s: study %s refused: %s", rule, entry.name, reason)
 
     def _receive(self, rule: str, key: str, request: ExecutionRequest, details: dict[str, Any]) -> bool:
         if not self.events.receive(rule, key, request, details):

@@ -80,6 +80,22 @@ def test_a_study_in_a_watched_folder_runs_once_when_stable(world: World, builds:
     assert restarted.scan_folders() + restarted.scan_folders() == 0  # the log remembers across restarts
 
 
+def test_a_study_with_a_link_out_is_refused_and_the_other_studies_still_run(
+        world: World, builds: Builds, caplog: pytest.LogCaptureFixture) -> None:
+    runner = _runner(world, _rules(world.tmp, _folder_rule(world.tmp)))
+    (world.tmp / "inbox").mkdir()
+    leaky = study(world.tmp / "inbox" / "study-0", 1)
+    (leaky / "leak").symlink_to("/etc/hostname")  # would read a file of the server's, not of the study
+    study(world.tmp / "inbox" / "study-1", 2, 3)
+    assert runner.scan_folders() + runner.scan_folders() == 1  # the good study is queued; the poll did not crash
+    assert runner.scan_folders() == 0
+    assert runner.drain() == 1
+    [event] = runner.events.events()
+    assert event.key.startswith("study-1@") and event.status == "submitted"
+    refused = [r.getMessage() for r in caplog.records if "study-0 refused" in r.getMessage()]
+    assert len(refused) == 1 and "leak" in refused[0]  # said once, not at every poll
+
+
 def test_a_failed_submission_stays_recorded_and_retry_runs_it(world: World, builds: Builds) -> None:
     runner = _runner(world, _rules(world.tmp, _folder_rule(world.tmp, submit=f"{NAME}@stable", env="icu")))
     study(world.tmp / "inbox" / "s", 1)
