@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from delivery import __version__, contract
+from delivery import __version__, compose, contract
 from delivery.audit import AuditEvent, AuditLog, current_actor
 from delivery.ci import junit, scanpolicy
 from delivery.ci.context import CiContext
@@ -21,7 +21,6 @@ from delivery.config import RegistrySettings
 from delivery.docker import ContainerJob, DockerClient, LineSink, Mount, NoGpuRuntime
 from delivery.errors import DeliveryError
 from delivery.manifest import Biomarker, duration_seconds
-from delivery.paths import default_database_url
 from delivery.provenance import build_statement, load_private_key, sign_statement, store_attestation
 from delivery.scannerdb import REPOSITORY_ENV, trivy_cache_dir
 from delivery.scanrecord import DbMetadata, Override, ScanRecord
@@ -200,12 +199,17 @@ def _without_gpu(env: StageEnv, options: Options, why: str) -> Outcome:
     if not release:
         return Outcome("skipped", f"GPU test NOT run ({why})")
     override = {"reason": options.reason, "actor": current_actor()}
-    AuditLog(default_database_url()).append(AuditEvent(
+    _audit_log().append(AuditEvent(
         "allow-no-gpu", f"{env.manifest.name}@{env.context.version}", override["reason"], override["actor"],
         details={"biomarker": env.manifest.name, "command": "ci gpu-test", "commit": env.context.commit,
                  "ref": env.context.ref, "why": why}))
     return Outcome("skipped", f"GPU test NOT run ({why}); ALLOWED by {override['actor']}: {override['reason']}",
                    {"override": override})
+
+
+def _audit_log() -> AuditLog:
+    """The configured audit trail (the shared database in cluster mode)."""
+    return compose.audit_log(compose.load_config())
 
 
 def test_limits(manifest: Biomarker) -> tuple[int, int]:
@@ -281,7 +285,8 @@ def scan(env: StageEnv, options: Options) -> Outcome:
                                            require=policy.require_vuln_db)
     if problem:
         raise StageFailed(problem, hint="\n".join(lines) + "\n" + scanpolicy.UNSCANNED_HINT, details=details)
-    scanpolicy.audit_override(AuditLog(default_database_url()), record, env.manifest.name, env.context)
+    if record.override is not None:  # the trail is opened only to write to it (cluster mode: the shared one)
+        scanpolicy.audit_override(_audit_log(), record, env.manifest.name, env.context)
     summary = (f"{len(findings)} finding(s), none blocking at {result.described}; SBOM {components} components; "
                + _db_summary(record, db, now))
     return Outcome("passed", summary, details, tuple(lines))

@@ -161,3 +161,16 @@ def test_a_branch_build_without_a_gpu_runtime_skips_its_gpu_test_and_says_so(
         assert stage["status"] == "passed"
     else:
         assert stage["status"] == "skipped" and stage["summary"].startswith("GPU test NOT run (no GPU runtime")
+
+
+def test_a_scan_without_an_override_needs_no_audit_database_on_a_cluster_configured_agent(
+    ci_env: RegistryHandle, trivy: Path, busybox: Path, tmp_path: Path, image_name: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trail is opened only to write an override; a cluster-configured agent without the ledger URL still scans."""
+    repo = make_repo(tmp_path / "repo", busybox, image=image_name)
+    assert main(["ci", "build", str(repo), "--network", "none"]) == 0
+    monkeypatch.setenv("NOMAD_ADDR", "http://127.0.0.1:9")  # cluster mode, and no DELIVERY_DATABASE_URL
+    monkeypatch.delenv("DELIVERY_DATABASE_URL", raising=False)
+    assert main(["ci", "scan", str(repo), "--no-require-vuln-db", "--severity", "CRITICAL"]) == 0
+    assert _record(repo)["stages"]["scan"]["status"] == "passed"
