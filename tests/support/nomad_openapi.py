@@ -389,11 +389,6 @@ def _one_duration(where: str, value: Any) -> list[str]:
 
 # ---------------------------------------------------------------- the fake's hook
 _JOB_WRITES = re.compile(r"^/v1/(jobs|job/.+/plan|job/(?!.*/(?:dispatch|revert|stable|evaluate|scale)$).+)$")
-# Where tests/support/fake_nomad.py still answers differently from Nomad (nomad-api.md cited); tolerated so the
-# suite stays green while its owner fixes the fake. Remove each entry once the fake answers like Nomad.
-FAKE_DRIFT: tuple[tuple[str, str], ...] = ()
-
-
 def exchange_problems(method: str, path: str, body: bytes, status: int, payload: Any) -> list[str]:
     """Everything wrong with one request/answer pair the fake served (empty when it conforms).
 
@@ -401,7 +396,7 @@ def exchange_problems(method: str, path: str, body: bytes, status: int, payload:
     those are the ones where Nomad would silently ignore a misspelled field."""
     problems = _request_side(method, path, body) if status < 400 else []
     problems += _answer_side(method, path, status, payload)
-    return [p for p in problems if not any(re.search(rx, p) and text in p for rx, text in FAKE_DRIFT)]
+    return problems
 
 
 def _request_side(method: str, path: str, body: bytes) -> list[str]:

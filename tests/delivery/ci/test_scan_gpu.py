@@ -14,24 +14,13 @@ from delivery.ci.stages import StageEnv, confined_container
 from delivery.cli import main
 from delivery.config import registry_settings
 from delivery.docker import DockerClient, create_kwargs
-from delivery.errors import ConfigError
 from delivery.localenv import RegistryHandle
 from delivery.manifest import load_manifest
 from delivery.paths import default_database_url
 from delivery.provenance import verify_image
-from delivery.trivy import find_binary
 from tests.support.ci_repo import make_repo
-from tests.support.real import missing
 
 FAKE_AWS_KEY = "AKIA" + "Z7Q3" * 4  # assembled here so this file itself is not a finding
-
-
-@pytest.fixture
-def trivy() -> Path:
-    try:
-        return find_binary()
-    except ConfigError as e:
-        missing("trivy", e.render())
 
 
 def _record(repo: Path) -> dict:

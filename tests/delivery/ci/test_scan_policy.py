@@ -20,10 +20,9 @@ from delivery.errors import ConfigError
 from delivery.localenv import RegistryHandle
 from delivery.manifest import Biomarker, load_manifest
 from delivery.paths import default_database_url
-from delivery.trivy import Finding, find_binary
+from delivery.trivy import Finding
 from tests.support.builders import VALID_MANIFEST
 from tests.support.ci_repo import git, make_repo
-from tests.support.real import missing
 from tests.support.trivy_db import make_archive
 
 TODAY = dt.date(2025, 6, 1)
@@ -96,14 +95,6 @@ def test_test_resources_replace_the_largest_variant_limits(tmp_path: Path, extra
     kwargs = create_kwargs(confined_container(env, "img", ("true",), tmp_path, gpu=False))
     assert kwargs["mem_limit"] == memory_mb * 2**20
     assert kwargs["nano_cpus"] == int(nano_cpus)
-
-
-@pytest.fixture
-def trivy() -> Path:
-    try:
-        return find_binary()
-    except ConfigError as e:
-        missing("trivy", e.render())
 
 
 def test_the_manifest_scan_section_gates_the_real_scan_and_flags_and_environment_override_it(

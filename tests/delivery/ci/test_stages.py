@@ -174,17 +174,9 @@ def test_attestation_verifies_and_fails_with_wrong_key_or_tampered_payload(
 
 
 def test_an_unscanned_release_is_attested_as_unscanned_with_its_override_and_verify_says_so(
-    ci_env: RegistryHandle, busybox: Path, tmp_path: Path, image_name: str, keys: tuple[Path, Path],
+    ci_env: RegistryHandle, trivy: Path, busybox: Path, tmp_path: Path, image_name: str, keys: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from delivery.errors import ConfigError
-    from delivery.trivy import find_binary
-    from tests.support.real import missing
-
-    try:
-        find_binary()
-    except ConfigError as e:
-        missing("trivy", e.render())
     monkeypatch.setenv("TRIVY_CACHE_DIR", str(tmp_path / "trivy-cache"))  # offline: no vulnerability DB
     monkeypatch.setenv("DELIVERY_ACTOR", "release-manager")
     repo = make_repo(tmp_path / "repo", busybox, image=image_name, tag="v3.0.0",
